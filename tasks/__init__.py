@@ -1,0 +1,18 @@
+"""The task tree: one module per concern, assembled into one flat namespace for `fab` and `inv`."""
+from invoke import Collection
+
+from . import environment, server, ssh
+from .core.errors import install_excepthook
+from .core.settings import defaults
+
+install_excepthook()
+
+MODULES = (environment, ssh, server)
+
+ns = Collection()
+for module in MODULES:
+    for name, body in module.ns.tasks.items():
+        ns.add_task(body, name=name)
+# Fabric logs in as `user` unless -H user@host or ssh config says otherwise: the guide's `ubuntu`, not the
+# local account (which is what Fabric would pick, and is wrong on every developer machine).
+ns.configure({"qms": defaults(), "user": defaults()["user"]})

@@ -1,0 +1,116 @@
+"""Facts: a shell command that reads the server's state, and a pure parser of its output.
+
+Nothing here touches the network; tests feed the parsers recorded output. Operations in host.py compare a
+fact with the wanted state and act only on the difference.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import shlex
+from dataclasses import dataclass
+from typing import Optional
+
+STAT_FORMAT = "%F|%a|%U|%G|%s"
+
+
+@dataclass(frozen=True)
+class PathState:
+    kind: str          # "directory", "regular file", "symbolic link", ...
+    mode: int
+    owner: str
+    group: str
+    size: int
+    sha256: Optional[str] = None   # regular files only, when asked for
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == "directory"
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind in ("regular file", "regular empty file")
+
+
+def path_state_command(path: str, with_hash: bool = False) -> str:
+    """Prints one stat line (or `missing`), then the sha256 of a regular file when asked."""
+    q = shlex.quote(path)
+    command = f"if [ -e {q} ] || [ -L {q} ]; then stat -c {shlex.quote(STAT_FORMAT)} -- {q}; else echo missing; fi"
+    if with_hash:
+        command += f"; if [ -f {q} ]; then sha256sum -- {q}; fi"
+    return command
+
+
+def parse_path_state(output: str) -> Optional[PathState]:
+    lines = output.strip().splitlines()
+    if not lines or lines[0].strip() == "missing":
+        return None
+    kind, mode, owner, group, size = lines[0].strip().split("|")
+    digest = lines[1].split()[0] if len(lines) > 1 and lines[1].strip() else None
+    return PathState(kind, int(mode, 8), owner, group, int(size), digest)
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def dir_commands(state: Optional[PathState], path: str, mode: int, owner: str, group: str) -> list[str]:
+    """What it takes to make `path` a directory with this mode and owner; [] when it already is."""
+    q = shlex.quote(path)
+    if state is None:
+        return [f"install -d -m {mode:04o} -o {shlex.quote(owner)} -g {shlex.quote(group)} -- {q}"]
+    if not state.is_dir:
+        raise ValueError(f"{path} exists and is a {state.kind}, not a directory")
+    return attribute_commands(state, path, mode, owner, group)
+
+
+def attribute_commands(state: PathState, path: str, mode: int, owner: str, group: str) -> list[str]:
+    q = shlex.quote(path)
+    commands = []
+    if (state.owner, state.group) != (owner, group):
+        commands.append(f"chown {shlex.quote(owner)}:{shlex.quote(group)} -- {q}")
+    if state.mode != mode:
+        commands.append(f"chmod {mode:04o} -- {q}")
+    return commands
+
+
+def describe(mode: int, owner: str, group: str) -> str:
+    return f"{mode:04o} {owner}:{group}"
+
+
+def text_diff(old: Optional[bytes], new: bytes, path: str, limit: int = 200) -> str:
+    """A unified diff for the dry run and for reviews; binary content is summarised, long diffs cut."""
+    try:
+        old_text = (old or b"").decode()
+        new_text = new.decode()
+    except UnicodeDecodeError:
+        return f"binary content differs ({len(old or b'')} -> {len(new)} bytes)\n"
+    lines = list(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                      f"{path} (server)", f"{path} (new)"))
+    lines = [line if line.endswith("\n") else line + "\n" for line in lines]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... {len(lines) - limit} more diff lines\n"]
+    return "".join(lines)
+
+
+def parse_key_values(output: str) -> dict[str, str]:
+    """`key=value` lines (as printed by a probe script) -> dict; other lines are ignored."""
+    pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def server_status_command(app_root: str, unit: str, out_link: str) -> str:
+    """One round trip for the `status` overview: key=value lines."""
+    r, o = shlex.quote(app_root), shlex.quote(out_link)
+    return "; ".join([
+        ". /etc/os-release 2>/dev/null; echo os=${PRETTY_NAME:-unknown}",
+        "echo memory_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)",
+        "echo available_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)",
+        f"echo disk_free_kb=$(df -Pk $([ -d {r} ] && echo {r} || echo /) | awk 'NR==2 {{print $4}}')",
+        f"echo app_root=$([ -d {r} ] && echo present || echo missing)",
+        f"echo git_head=$(git -C {r} rev-parse --short HEAD 2>/dev/null || echo none)",
+        f"echo backend=$(systemctl is-active {shlex.quote(unit)} 2>/dev/null || true)",
+        "echo nginx=$(systemctl is-active nginx 2>/dev/null || true)",
+        f"echo frontend=$(readlink {o} 2>/dev/null || ([ -d {o} ] && echo directory) || echo none)",
+        "echo uptime_s=$(cut -d. -f1 /proc/uptime)",
+    ])

@@ -1,0 +1,240 @@
+"""The one remote boundary: every effect on a server goes through a Host.
+
+- `run`/`sudo` quote properly: a sudo command runs whole under `bash -c`, so `a && b > f` is all root.
+- Probes (`probe`, `stat`, `read`) only read; they run under `--dry` too, so a dry run can show real diffs.
+- Writes (`run`, `sudo`, `ensure_dir`, `put`, `append_line`) say whether they changed anything and, under
+  `--dry`, only print what they would do: nothing is transferred or changed.
+- Everything printed passes through the secrets mask (secrets.install_masking).
+- Host keys are checked against known_hosts; an unknown host is refused unless the settings say otherwise.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import shlex
+import socket
+import sys
+from pathlib import Path
+from typing import Optional
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import AuthFailure
+
+from . import facts
+from .errors import UserError
+from .facts import PathState
+
+
+class RemoteFailure(UserError):
+    """A command on the server exited non-zero."""
+
+
+class Host:
+    def __init__(self, conn: Connection, *, dry: bool, owner: str, echo: bool = False):
+        self.conn = conn
+        self.dry = dry
+        self.owner = owner            # default owner of what we write
+        self.echo = echo
+        self.name = conn.original_host or conn.host
+
+    # -- output --------------------------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        print(f"[{self.name}] {message}", flush=True)
+
+    def report(self, what: str, changed: bool, detail: str = "") -> bool:
+        verb = ("would change" if self.dry else "changed") if changed else "ok"
+        self.say(f"{verb:12} {what}{'  (' + detail + ')' if detail else ''}")
+        return changed
+
+    # -- commands ------------------------------------------------------------------------------------------
+    def run(self, command: str, *, sudo: bool = False, write: bool = True, warn: bool = False,
+            hide: bool = True, timeout: Optional[int] = None):
+        """Run `command` (as root with sudo=True). write=False marks a read-only probe that runs under --dry."""
+        if write and (self.echo or self.dry):
+            self.say(f"{'would run' if self.dry else '$'} {'sudo ' if sudo else ''}{command}")
+        if write and self.dry:
+            return None
+        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout)
+        password = self.conn.config.sudo.password
+        try:
+            if sudo and password:
+                result = self.conn.sudo(f"bash -c {shlex.quote(command)}", password=password, **options)
+            elif sudo:
+                # -n: fail at once instead of waiting for a password prompt nobody will answer
+                result = self.conn.run(f"sudo -n bash -c {shlex.quote(command)}", **options)
+            else:
+                result = self.conn.run(command, **options)
+        except AuthFailure:
+            raise UserError(f"[{self.name}] sudo refused the password: check it, or give {self.conn.user} "
+                            "passwordless sudo") from None
+        if result.failed and sudo and not password and "a password is required" in result.stderr:
+            raise UserError(f"[{self.name}] sudo needs a password for {self.conn.user}: run fab with "
+                            "--prompt-for-sudo-password, or allow passwordless sudo for this user")
+        if result.failed and not warn:
+            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise RemoteFailure(f"[{self.name}] `{command}` failed with exit code {result.exited}: {detail[0]}")
+        return result
+
+    def sudo(self, command: str, **kwargs):
+        return self.run(command, sudo=True, **kwargs)
+
+    def probe(self, command: str, *, sudo: bool = False, warn: bool = True):
+        """A read-only command: runs even under --dry, never echoed."""
+        return self.run(command, sudo=sudo, write=False, warn=warn)
+
+    # -- facts ---------------------------------------------------------------------------------------------
+    def stat(self, path: str, with_hash: bool = False) -> Optional[PathState]:
+        result = self.probe(facts.path_state_command(path, with_hash), sudo=True, warn=False)
+        return facts.parse_path_state(result.stdout)
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def read(self, path: str) -> Optional[bytes]:
+        """The content of a file (read as root), or None when it does not exist."""
+        result = self.probe(f"base64 -w0 -- {shlex.quote(path)}", sudo=True)
+        if result.failed:
+            return None
+        return base64.b64decode(result.stdout)
+
+    # -- idempotent operations -----------------------------------------------------------------------------
+    def ensure_dir(self, path: str, mode: int = 0o755, owner: Optional[str] = None,
+                   group: Optional[str] = None) -> bool:
+        owner = owner or self.owner
+        group = group or owner
+        state = self.stat(path)
+        try:
+            commands = facts.dir_commands(state, path, mode, owner, group)
+        except ValueError as e:
+            raise UserError(f"[{self.name}] {e}: move it away first") from None
+        if commands:
+            self.sudo(" && ".join(commands))
+        return self.report(f"{path}/", bool(commands), facts.describe(mode, owner, group))
+
+    def put(self, path: str, content: bytes | str, mode: int = 0o644, owner: Optional[str] = None,
+            group: Optional[str] = None, show_diff: bool = True) -> bool:
+        """Make `path` hold exactly `content`, replaced atomically, only when content or attributes differ."""
+        data = content.encode() if isinstance(content, str) else content
+        owner = owner or self.owner
+        group = group or owner
+        state = self.stat(path, with_hash=True)
+        if state is not None and not state.is_file:
+            raise UserError(f"[{self.name}] {path} is a {state.kind}, not a file: move it away first")
+        if state is not None and state.sha256 == facts.sha256(data):
+            commands = facts.attribute_commands(state, path, mode, owner, group)
+            if commands:
+                self.sudo(" && ".join(commands))
+            return self.report(path, bool(commands), facts.describe(mode, owner, group))
+        if show_diff and (self.dry or self.echo):
+            old = self.read(path) if state is not None else None
+            sys.stdout.write(facts.text_diff(old, data, path))
+        if self.dry:
+            return self.report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
+        # Upload into a private temp file, then install it beside the target and rename: readers never see
+        # a half-written file, and the content is never readable by others on the way.
+        staged = self.run("umask 077 && mktemp /tmp/qms-put.XXXXXXXX").stdout.strip()
+        qs, q, tmp = shlex.quote(staged), shlex.quote(path), shlex.quote(path + ".qms-new")
+        try:
+            self.conn.put(io.BytesIO(data), remote=staged, preserve_mode=False)
+        except Exception:
+            self.run(f"rm -f -- {qs}", warn=True)
+            raise
+        self.sudo(f"trap 'rm -f -- {staged}' EXIT; install -m {mode:04o} -o {shlex.quote(owner)} "
+                  f"-g {shlex.quote(group)} -- {qs} {tmp} && mv -f -- {tmp} {q}")
+        return self.report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
+
+    def append_line(self, path: str, line: str) -> bool:
+        """Add `line` to a file (created when missing) unless a line exactly like it is there already."""
+        q, ql = shlex.quote(path), shlex.quote(line)
+        present = self.probe(f"grep -qxF -- {ql} {q}", sudo=True).ok
+        if not present:
+            self.sudo(f"printf '%s\\n' {ql} >> {q}")
+        return self.report(f"{path}: {line}", not present)
+
+    # -- connection ----------------------------------------------------------------------------------------
+    def open(self) -> "Host":
+        try:
+            self.conn.open()
+        except paramiko.BadHostKeyException as e:
+            raise UserError(
+                f"the host key of {self.name} CHANGED (now {fingerprint(e.key)}): this can be an attack; if the "
+                "server was rebuilt, remove its old line from known_hosts and run trust-host") from None
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e):
+                raise UserError(
+                    f"{self.name} is not in known_hosts: check its key and run `fab -H {self.name} trust-host`, "
+                    "or set qms.ssh.new_host_keys: accept") from None
+            raise UserError(f"ssh to {self.name} failed: {e}") from None
+        except paramiko.AuthenticationException:
+            raise UserError(f"ssh login as {self.conn.user} on {self.name} was refused: check the key "
+                            "(ssh config IdentityFile, or -i)") from None
+        except (socket.timeout, TimeoutError, OSError) as e:
+            reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            raise UserError(f"cannot reach {self.name} ({self.conn.host}:{self.conn.port}): {reason}") from None
+        return self
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def known_hosts_files(conn: Connection, configured: Optional[str]) -> list[Path]:
+    """Where host keys are looked up: the setting, else ssh config's UserKnownHostsFile, else ~/.ssh."""
+    if configured:
+        return [Path(configured).expanduser()]
+    from_ssh_config = conn.ssh_config.get("userknownhostsfile")
+    if from_ssh_config:
+        names = from_ssh_config if isinstance(from_ssh_config, list) else from_ssh_config.split()
+        return [Path(name).expanduser() for name in names]
+    return [Path("~/.ssh/known_hosts").expanduser()]
+
+
+def host_key_name(conn: Connection) -> str:
+    return conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
+
+
+def secure(conn: Connection, files: list[Path], accept_new: bool) -> None:
+    """Replace Fabric's silent AutoAddPolicy: check against known_hosts, accept-and-record only when told to."""
+    client = conn.client
+    for path in files:
+        if path.is_file():
+            client.load_host_keys(str(path))
+    if accept_new:
+        client.set_missing_host_key_policy(RecordNewKey(files[0]))
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+
+
+def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+    print(f"[{name}] host key {fingerprint(key)} recorded in {path}", flush=True)
+
+
+def scan_host_key(conn: Connection) -> paramiko.PKey:
+    """The key the server offers (like ssh-keyscan), without logging in or trusting it."""
+    try:
+        sock = socket.create_connection((conn.host, conn.port), timeout=conn.connect_timeout or 15)
+    except OSError as e:
+        raise UserError(f"cannot reach {conn.host}:{conn.port}: {e.strerror or e}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=conn.connect_timeout or 15)
+        return transport.get_remote_server_key()
+    except paramiko.SSHException as e:
+        raise UserError(f"{conn.host}:{conn.port} does not speak ssh: {e}") from None
+    finally:
+        transport.close()
+
+
+class RecordNewKey(paramiko.MissingHostKeyPolicy):
+    """Accept a host we have never seen, and say so: its fingerprint is printed and recorded in known_hosts."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def missing_host_key(self, client, hostname, key):
+        record_host_key(self.path, hostname, key)
+        client.get_host_keys().add(hostname, key.get_name(), key)

@@ -1,0 +1,215 @@
+"""Settings: every default in one place, a schema for each key, and one-line errors that name key and file.
+
+An environment is a Fabric runtime config file, `conf/<env>.yaml`, chosen with `fab -f conf/<env>.yaml TASK`
+(or `inv -f ...`, or FABRIC_RUNTIME_CONFIG / INVOKE_RUNTIME_CONFIG). Our keys live under `qms:`; the rest of the
+file may hold Fabric's own settings (`user`, `ssh_config_path`, `connect_kwargs`, ...). Secrets never live here:
+they come from the dotenv file named by `qms.secrets_file` (git-ignored), see tasks/core/secrets.py.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .errors import UserError
+
+# The project root: relative paths in settings are taken from here, whatever the current directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+Check = Callable[[Any], Optional[str]]   # returns what was expected, or None when the value is fine
+
+
+def _expect(ok: Callable[[Any], bool], expected: str) -> Check:
+    return lambda value: None if ok(value) else expected
+
+
+def text(value: Any) -> Optional[str]:
+    return None if isinstance(value, str) and value.strip() else "a non-empty string"
+
+
+def integer(low: int, high: int) -> Check:
+    return _expect(lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+                   f"an integer from {low} to {high}")
+
+
+flag = _expect(lambda v: isinstance(v, bool), "true or false")
+absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and ".." not in v.split("/"),
+                        "an absolute path such as /home/ubuntu/QMS")
+relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/"),
+                        "a relative path without '..', such as frontend")
+local_path = _expect(lambda v: isinstance(v, str) and bool(v.strip()), "a local path (relative to the project root)")
+url_prefix = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", v) is not None,
+                     "a URL path that starts and ends with '/', such as /django-admin/")
+unit_name = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_.@-]+", v) is not None,
+                    "a systemd unit name without .service, such as qms-backend")
+asgi_app = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) is not None,
+                   "module:attribute, such as backend.asgi:application")
+hostname = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9-]{1,63})*")
+domain_list = _expect(lambda v: isinstance(v, list) and all(isinstance(d, str) and hostname.fullmatch(d) for d in v),
+                      "a list of domain names, such as [qms.example.com, www.qms.example.com]")
+
+
+def one_of(*choices: str) -> Check:
+    return _expect(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+@dataclass(frozen=True)
+class Field:
+    default: Any
+    check: Check
+    help: str
+
+
+# Every default, matching the guide (GUIDE.md). Later features add their keys here and nowhere else.
+SCHEMA: dict = {
+    "env": Field(None, optional(text), "name of the environment; defaults to the settings file's name"),
+    "host": Field(None, optional(text), "ssh target: an ssh-config alias or [user@]host[:port]; -H overrides it"),
+    "user": Field("ubuntu", text, "login on the server and owner of the app"),
+    "app_root": Field("/home/ubuntu/QMS", absolute_path, "the app's git clone on the server"),
+    "branch": Field("main", text, "branch the server follows"),
+    "repo": Field(None, optional(text), "git URL the server clones and pulls from"),
+    "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
+    "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
+    "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets"),
+    "frontend": {
+        "dir": Field("frontend", relative_path, "the Next.js app, inside app_dir and app_root"),
+        "out": Field("out", relative_path, "the static export, inside frontend.dir"),
+    },
+    "backend": {
+        "dir": Field("backend", relative_path, "the Django project, inside app_dir and app_root"),
+        "unit": Field("qms-backend", unit_name, "systemd unit of the backend"),
+        "port": Field(8000, integer(1, 65535), "port uvicorn listens on"),
+        "asgi_app": Field("backend.asgi:application", asgi_app, "the ASGI application uvicorn serves"),
+        "admin_prefix": Field("/django-admin/", url_prefix, "URL prefix of the Django admin"),
+    },
+    "nginx": {
+        "site": Field("qms", unit_name, "name of the nginx site file"),
+    },
+    "ssh": {
+        "known_hosts": Field(None, optional(local_path),
+                             "known_hosts file to check host keys against (default: ssh config, then ~/.ssh)"),
+        "new_host_keys": Field("reject", one_of("reject", "accept"),
+                               "a host not in known_hosts: reject (run trust-host first) or accept and record it"),
+    },
+}
+
+
+def defaults(schema: dict = SCHEMA) -> dict:
+    return {key: defaults(spec) if isinstance(spec, dict) else spec.default for key, spec in schema.items()}
+
+
+def fields(schema: dict = SCHEMA, prefix: str = "qms") -> list[tuple[str, Field]]:
+    """Every (dotted key, field), for docs and `settings --list`."""
+    out = []
+    for key, spec in schema.items():
+        name = f"{prefix}.{key}"
+        out.extend(fields(spec, name) if isinstance(spec, dict) else [(name, spec)])
+    return out
+
+
+def check_layer(data: Any, source: str, schema: dict = SCHEMA, prefix: str = "qms") -> Optional[str]:
+    """The first problem in one layer of settings (a dict as read from `source`), as a one-line message."""
+    if not isinstance(data, dict):
+        return f"{source}: {prefix} must be a mapping of settings, got {type(data).__name__}"
+    for key, value in data.items():
+        name = f"{prefix}.{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), [str(k) for k in schema], n=1)
+            hint = f"did you mean {prefix}.{close[0]}?" if close else "see docs/settings.md for the known keys"
+            return f"{source}: unknown setting {name}: {hint}"
+        spec = schema[key]
+        if isinstance(spec, dict):
+            problem = check_layer(value, source, spec, name)
+            if problem:
+                return problem
+            continue
+        expected = spec.check(value)
+        if expected:
+            return f"{source}: {name} must be {expected}, got {value!r}"
+    return None
+
+
+class Settings:
+    """Checked settings with attribute access: `s.backend.port`. `source` names where they came from."""
+
+    def __init__(self, values: dict, source: str, secrets: Optional[dict] = None):
+        self._values = values
+        self.source = source
+        self.secrets = secrets or {}
+        self.secrets_path: Optional[Path] = None
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            value = self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+        return Settings(value, self.source, self.secrets) if isinstance(value, dict) else value
+
+    def require(self, key: str, why: str) -> Any:
+        """A value the caller cannot do without; missing -> a one-line error with the fix."""
+        node: Any = self._values
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node in (None, "", []):
+            spec = _field(key)
+            raise UserError(f"{self.source}: qms.{key} is not set, and {why} needs it: set it to {spec.help}")
+        return node
+
+    def local_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def as_dict(self) -> dict:
+        return self._values
+
+
+def _field(dotted: str) -> Field:
+    node: Any = SCHEMA
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def resolve(layers: list[tuple[str, Any]], merged: dict, runtime_path: Optional[str]) -> Settings:
+    """Check each config layer that holds `qms` settings, then return the merged ones.
+
+    `layers` is [(source path, that file's whole content)], `merged` the `qms` dict Invoke merged from them.
+    """
+    for source, data in layers:
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+        if "qms" in data:
+            problem = check_layer(data["qms"], source)
+            if problem:
+                raise UserError(problem)
+    source = runtime_path or "the built-in defaults"
+    problem = check_layer(merged, source)
+    if problem:
+        raise UserError(problem)
+    values = {**merged}
+    if not values.get("env") and runtime_path:
+        values["env"] = Path(runtime_path).stem
+    if values.get("env") and not re.fullmatch(r"[a-z][a-z0-9_-]*", values["env"]):
+        raise UserError(f"{source}: qms.env must be a lowercase name such as production, got {values['env']!r}")
+    return Settings(values, source)
+
+
+def check_top_level(data: Any, source: str, known: set) -> None:
+    """A settings file may hold Fabric's own keys and `qms`; anything else is a typo."""
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    for key in data:
+        if key != "qms" and key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known | {"qms"}), n=1)
+            hint = f"did you mean {close[0]}?" if close else "our settings go under qms:"
+            raise UserError(f"{source}: unknown top-level key {key}: {hint}")

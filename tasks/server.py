@@ -1,0 +1,61 @@
+"""The server itself: a read-only status, and the directory layout every later step relies on (DESIGN.md)."""
+import posixpath
+
+from invoke import Collection, task
+from rich.console import Console
+from rich.table import Table
+
+from .core import facts
+from .core.runtime import host_of, settings_of
+
+# Paths the tool writes inside the app's git clone; kept out of `git status` so a dirty-tree check sees only
+# real edits on the server.
+TOOL_PATHS = ("/.deploy/", "/backups/", "/{frontend}/releases/", "/{frontend}/{out}")
+
+
+def layout(s) -> list[tuple[str, int]]:
+    """(path, mode) of every directory the tool keeps under the app root, parents first."""
+    root, front = s.app_root, posixpath.join(s.app_root, s.frontend.dir)
+    return [
+        (root, 0o755),
+        (front, 0o755),
+        (posixpath.join(front, "releases"), 0o755),   # served by nginx: traversable
+        (posixpath.join(root, ".deploy"), 0o750),     # lock, history
+        (posixpath.join(root, "backups"), 0o700),     # database copies: the owner only
+    ]
+
+
+@task
+def status(c):
+    """Read-only overview of the server: OS, memory, disk, app clone, backend and nginx state."""
+    s = settings_of(c)
+    host = host_of(c, s)
+    out_link = posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)
+    found = facts.parse_key_values(host.probe(facts.server_status_command(s.app_root, s.backend.unit, out_link)).stdout)
+    mb = lambda key: f"{int(found.get(key) or 0) // 1024} MB"
+    table = Table(title=f"{host.name} ({s.env or 'no environment'})", show_header=False)
+    for key, value in (("os", found.get("os")), ("memory", f"{mb('memory_kb')} ({mb('available_kb')} available)"),
+                       ("disk free", mb("disk_free_kb")), (f"app root {s.app_root}", found.get("app_root")),
+                       ("git HEAD", found.get("git_head")), (f"{s.backend.unit}.service", found.get("backend")),
+                       ("nginx", found.get("nginx")), ("frontend/out", found.get("frontend")),
+                       ("uptime", f"{int(found.get('uptime_s') or 0) // 60} min")):
+        table.add_row(key, value or "?")
+    Console().print(table)
+
+
+@task
+def prepare(c):
+    """Create the server's directory layout (app root, releases, .deploy, backups) with safe modes; idempotent."""
+    s = settings_of(c)
+    host = host_of(c, s)
+    changed = [host.ensure_dir(path, mode) for path, mode in layout(s)]
+    git_dir = posixpath.join(s.app_root, ".git")
+    if host.stat(git_dir) is not None:
+        exclude = posixpath.join(git_dir, "info", "exclude")
+        changed += [host.append_line(exclude, p.format(frontend=s.frontend.dir, out=s.frontend.out))
+                    for p in TOOL_PATHS]
+    host.say("would change the server" if host.dry and any(changed)
+             else "layout changed" if any(changed) else "layout already in place: nothing changed")
+
+
+ns = Collection(status, prepare)
