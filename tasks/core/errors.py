@@ -13,21 +13,27 @@ class UserError(Exit):
         super().__init__(f"error: {message}", code=code)
 
 
+def startup_error_line(error: BaseException) -> str | None:
+    """The one-line message for a mistake Invoke/Fabric raise while reading files, before any task runs."""
+    if any(cls.__name__ == "YAMLError" for cls in type(error).__mro__):   # Invoke vendors its own PyYAML
+        mark = getattr(error, "problem_mark", None)
+        where = f"{mark.name} line {mark.line + 1}" if mark else "a settings file"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return f"error: {where}: not valid YAML ({problem}): fix the syntax there"
+    if isinstance(error, FileNotFoundError) and error.filename:       # fab -S with a path that does not exist
+        return f"error: {error.filename} does not exist: check the path (for the stand-in: scripts/standin up)"
+    return None
+
+
 def install_excepthook() -> None:
-    """Turn a settings file that is not valid YAML (raised while Invoke loads it) into one line, not a traceback."""
+    """These errors escape Invoke's own handling, so they would end in a traceback: print one line instead."""
     previous = sys.excepthook
 
     def hook(kind, value, tb):
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - PyYAML comes with Invoke
-            yaml = None
-        if yaml is not None and isinstance(value, yaml.YAMLError):
-            mark = getattr(value, "problem_mark", None)
-            where = f"{mark.name} line {mark.line + 1}" if mark else "a settings file"
-            problem = getattr(value, "problem", None) or str(value).splitlines()[0]
-            print(f"error: {where}: not valid YAML ({problem}): fix the syntax there", file=sys.stderr)
-            sys.exit(1)
-        previous(kind, value, tb)
+        line = startup_error_line(value)
+        if line is None:
+            return previous(kind, value, tb)
+        print(line, file=sys.stderr)
+        sys.exit(1)
 
     sys.excepthook = hook

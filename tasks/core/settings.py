@@ -213,3 +213,19 @@ def check_top_level(data: Any, source: str, known: set) -> None:
             close = difflib.get_close_matches(str(key), sorted(known | {"qms"}), n=1)
             hint = f"did you mean {close[0]}?" if close else "our settings go under qms:"
             raise UserError(f"{source}: unknown top-level key {key}: {hint}")
+
+
+def markdown_reference() -> str:
+    """docs/settings.md, generated so that it cannot drift (tests/unit/test_settings.py says how to regenerate)."""
+    rows = [f"| `{key}` | `{field.default!r}` | {field.help} |" for key, field in fields()]
+    return "\n".join([
+        "# Settings reference",
+        "",
+        "Every key under `qms:` in a settings file (`conf/<env>.yaml`), its default and meaning. Generated from",
+        "`tasks/core/settings.py`; `fab -f conf/<env>.yaml settings --all` shows the same with your values.",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ])

@@ -1,0 +1,41 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_tool(tool: str, *args, cwd=REPO, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
+    """Run `fab` or `inv` the way a user does, from the project root."""
+    exe = BIN / tool if (BIN / tool).exists() else tool
+    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, input=input, stdin=None if input else subprocess.DEVNULL)
+
+
+def fab(*args, **kw) -> subprocess.CompletedProcess:
+    return run_tool("fab", *args, **kw)
+
+
+def assert_one_line_error(result, *fragments):
+    """A user mistake: non-zero exit, one `error:` line naming the problem, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def write_conf(tmp_path):
+    """Write a settings file and return its path."""
+    def write(text: str, name: str = "env.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write

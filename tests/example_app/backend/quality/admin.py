@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from .models import Defect
+
+
+@admin.register(Defect)
+class DefectAdmin(admin.ModelAdmin):
+    list_display = ("title", "severity", "status", "created_at")
+    list_filter = ("severity", "status")
+    search_fields = ("title",)

@@ -1,0 +1,95 @@
+"""A fresh stand-in server for each test session (scripts/standin up --fresh), and ways to reach it."""
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fabric import Config, Connection
+
+from tasks.core.host import Host, known_hosts_files, secure
+from tests.conftest import REPO, fab
+
+STANDIN = REPO / "scripts" / "standin"
+STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
+
+
+def standin_cmd(*args, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(STANDIN), *args], capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"scripts/standin {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Standin:
+    name: str
+    dir: Path
+    conf: Path          # a settings file for this stand-in (conf/standin.yaml pointed at it)
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+    @property
+    def root(self) -> Path:
+        """The stand-in's file system as seen from this machine."""
+        return self.dir / "root"
+
+    @property
+    def address(self) -> str:
+        return next(line.split()[1] for line in self.ssh_config.read_text().splitlines()
+                    if line.strip().startswith("HostName"))
+
+    def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command on the stand-in as ubuntu, independently of the code under test."""
+        result = subprocess.run(["ssh", "-F", str(self.ssh_config), self.name, command],
+                                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{command!r} failed on the stand-in: {result.stderr}")
+        return result
+
+    def fab(self, *args, **kw) -> subprocess.CompletedProcess:
+        return fab("-f", self.conf, *args, **kw)
+
+    def host(self, dry: bool = False) -> Host:
+        """A host-layer object connected to the stand-in, for tests of the layer itself."""
+        config = Config(runtime_ssh_path=str(self.ssh_config))
+        config.load_ssh_config()
+        conn = Connection(self.name, config=config)
+        secure(conn, known_hosts_files(conn, None), accept_new=False)
+        return Host(conn, dry=dry, owner="ubuntu").open()
+
+    def snapshot(self) -> dict:
+        """mode, owner, size and mtime of every file that a deploy could touch (logs and runtime state aside)."""
+        skip = {"proc", "sys", "dev", "run", "var/log", "var/lib/systemd", "var/lib/sudo", "var/cache", "tmp/.X11-unix"}
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = os.path.relpath(dirpath, self.root)
+            dirnames[:] = [d for d in dirnames if os.path.normpath(os.path.join(rel, d)) not in skip]
+            for entry in dirnames + filenames:
+                path = os.path.join(dirpath, entry)
+                st = os.lstat(path)
+                out[os.path.relpath(path, self.root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
+        return out
+
+
+def make_standin(name: str, tmp: Path) -> Standin:
+    if os.geteuid() != 0 or not shutil.which("systemd-nspawn"):
+        pytest.fail("the stand-in tests need root and systemd-nspawn: run scripts/test (or pytest -m 'not standin')")
+    standin_cmd("up", "--fresh", "--name", name)
+    directory = STATE / name
+    conf = tmp / f"{name}.yaml"
+    conf.write_text((REPO / "conf" / "standin.yaml").read_text()
+                    .replace("/var/lib/qms-standin/standin/", f"{directory}/")
+                    .replace("host: standin", f"host: {name}"))
+    return Standin(name, directory, conf)
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory):
+    """One fresh stand-in for the session; powered off at the end."""
+    s = make_standin("qmstest", tmp_path_factory.mktemp("standin"))
+    yield s
+    standin_cmd("down", "--name", s.name, check=False)

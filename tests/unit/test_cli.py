@@ -1,0 +1,73 @@
+"""The command line as a user meets it, without a server: task list, help, settings mistakes."""
+import pytest
+
+from tasks import ns
+from tests.conftest import REPO, assert_one_line_error, fab, run_tool
+
+
+@pytest.mark.parametrize("tool", ["fab", "inv"])
+def test_list_shows_every_task_with_a_summary(tool):
+    result = run_tool(tool, "--list")
+    assert result.returncode == 0, result.stderr
+    for name in ns.task_names:
+        line = next((line for line in result.stdout.splitlines() if line.strip().startswith(name + " ")), "")
+        assert len(line.split()) > 1, f"{name} has no summary in {tool} --list"
+
+
+def test_every_task_documents_every_argument():
+    for name, body in ns.tasks.items():
+        assert body.__doc__ and body.__doc__.strip(), name
+        for arg in body.get_arguments():
+            assert arg.help, f"{name} --{arg.name} has no help"
+
+
+def test_readme_names_every_task():
+    readme = (REPO / "README.md").read_text()
+    for name in ns.task_names:
+        assert f"`{name}`" in readme, f"README.md does not mention `{name}`"
+
+
+def test_settings_of_each_committed_environment_are_valid():
+    for conf in sorted((REPO / "conf").glob("*.yaml")):
+        result = fab("-f", conf.relative_to(REPO), "settings")
+        assert result.returncode == 0, result.stderr
+        assert "settings ok" in result.stdout
+
+
+def test_unknown_key_names_key_and_file(write_conf):
+    conf = write_conf("qms:\n  backend:\n    prot: 8001\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "unknown setting qms.backend.prot",
+                          "did you mean qms.backend.port?")
+
+
+def test_wrong_type_names_key_file_and_expectation(write_conf):
+    conf = write_conf("qms:\n  backend:\n    port: eighty\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.backend.port must be an integer from 1 to 65535")
+
+
+def test_unknown_top_level_key(write_conf):
+    conf = write_conf("qsm:\n  host: x\n")
+    assert_one_line_error(fab("-f", conf, "settings"), "unknown top-level key qsm: did you mean qms?")
+
+
+def test_yaml_syntax_error_is_one_line(write_conf):
+    conf = write_conf("qms:\n  host: [unclosed\n  user: x\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "not valid YAML")
+
+
+def test_missing_settings_file():
+    assert_one_line_error(fab("-f", "conf/prodution.yaml", "settings"), "settings file conf/prodution.yaml not found")
+
+
+def test_missing_required_value_names_what_needs_it(write_conf):
+    conf = write_conf("qms:\n  domains: [qms.example.com]\n")
+    assert_one_line_error(fab("-f", conf, "status"), str(conf), "qms.host is not set", "(or pass -H)")
+
+
+def test_secret_values_are_masked_in_settings_output(write_conf, tmp_path):
+    (tmp_path / "secrets.env").write_text("SECRET_KEY=very-secret-value-123\n")
+    conf = write_conf(f"qms:\n  secrets_file: {tmp_path / 'secrets.env'}\n  host: x\n")
+    result = fab("-f", conf, "settings")
+    assert result.returncode == 0, result.stderr
+    assert "SECRET_KEY=********" in result.stdout
+    assert "very-secret-value-123" not in result.stdout + result.stderr

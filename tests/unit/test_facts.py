@@ -1,0 +1,41 @@
+"""Facts are data: recorded command output in, state out; operations follow from the difference."""
+import pytest
+
+from tasks.core import facts
+from tasks.core.facts import PathState
+
+
+def test_parse_missing_and_present_paths():
+    assert facts.parse_path_state("missing\n") is None
+    state = facts.parse_path_state("directory|750|ubuntu|ubuntu|4096\n")
+    assert state == PathState("directory", 0o750, "ubuntu", "ubuntu", 4096) and state.is_dir
+    f = facts.parse_path_state("regular file|600|root|root|12\n" + "ab" * 32 + "  /x/.env\n")
+    assert f.is_file and f.mode == 0o600 and f.sha256 == "ab" * 32
+
+
+def test_dir_commands_only_for_differences():
+    want = ("/srv/x", 0o755, "ubuntu", "ubuntu")
+    assert facts.dir_commands(None, *want) == ["install -d -m 0755 -o ubuntu -g ubuntu -- /srv/x"]
+    assert facts.dir_commands(PathState("directory", 0o755, "ubuntu", "ubuntu", 0), *want) == []
+    assert facts.dir_commands(PathState("directory", 0o700, "root", "root", 0), *want) == [
+        "chown ubuntu:ubuntu -- /srv/x", "chmod 0755 -- /srv/x"]
+    with pytest.raises(ValueError, match="is a regular file, not a directory"):
+        facts.dir_commands(PathState("regular file", 0o644, "u", "u", 1), *want)
+
+
+def test_paths_with_spaces_are_quoted():
+    assert "'/srv/my app'" in facts.path_state_command("/srv/my app")
+    assert facts.dir_commands(None, "/srv/a b", 0o755, "u", "g")[0].endswith("-- '/srv/a b'")
+
+
+def test_text_diff_and_binary_summary():
+    diff = facts.text_diff(b"a\nb\n", b"a\nc\n", "/etc/x")
+    assert "-b\n" in diff and "+c\n" in diff and "/etc/x (server)" in diff
+    assert facts.text_diff(b"\xff\x00", b"\xfe", "/bin/x") == "binary content differs (2 -> 1 bytes)\n"
+
+
+def test_key_values_and_status_command():
+    assert facts.parse_key_values("os=Debian GNU/Linux 12\nnoise\nnginx=active\n") == {
+        "os": "Debian GNU/Linux 12", "nginx": "active"}
+    command = facts.server_status_command("/home/ubuntu/QMS", "qms-backend", "/home/ubuntu/QMS/frontend/out")
+    assert "systemctl is-active qms-backend" in command

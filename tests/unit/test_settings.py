@@ -1,0 +1,74 @@
+"""Settings schema: data in, one-line error (or checked settings) out."""
+import pytest
+
+from tasks.core.errors import UserError
+from tasks.core.settings import check_layer, check_top_level, defaults, fields, resolve
+
+
+def test_defaults_match_the_guide():
+    d = defaults()
+    assert (d["user"], d["app_root"], d["branch"]) == ("ubuntu", "/home/ubuntu/QMS", "main")
+    assert d["backend"] == {"dir": "backend", "unit": "qms-backend", "port": 8000,
+                            "asgi_app": "backend.asgi:application", "admin_prefix": "/django-admin/"}
+    assert (d["nginx"]["site"], d["frontend"]["dir"], d["frontend"]["out"]) == ("qms", "frontend", "out")
+
+
+def test_every_field_has_help_and_a_valid_default():
+    for key, field in fields():
+        assert field.help, key
+        assert field.check(field.default) is None, key
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"backend": {"prot": 8000}}, "conf/x.yaml: unknown setting qms.backend.prot: did you mean qms.backend.port?"),
+    ({"backend": {"port": "8000"}}, "conf/x.yaml: qms.backend.port must be an integer from 1 to 65535, got '8000'"),
+    ({"backend": {"port": 0}}, "qms.backend.port must be an integer from 1 to 65535, got 0"),
+    ({"backend": {"port": True}}, "qms.backend.port must be an integer"),
+    ({"app_root": "home/ubuntu"}, "qms.app_root must be an absolute path"),
+    ({"backend": {"admin_prefix": "/admin"}}, "must be a URL path that starts and ends with '/'"),
+    ({"domains": "qms.example.com"}, "qms.domains must be a list of domain names"),
+    ({"domains": ["bad domain"]}, "qms.domains must be a list of domain names"),
+    ({"frontend": "out"}, "qms.frontend must be a mapping of settings, got str"),
+    ({"ssh": {"new_host_keys": "yes"}}, "qms.ssh.new_host_keys must be one of reject, accept, got 'yes'"),
+    ({"frontend": {"dir": "../elsewhere"}}, "qms.frontend.dir must be a relative path without '..'"),
+])
+def test_bad_values_name_key_file_and_expectation(layer, message):
+    problem = check_layer(layer, "conf/x.yaml")
+    assert problem is not None and message in problem
+    assert "\n" not in problem
+
+
+def test_good_layer_passes():
+    assert check_layer({"host": "qms-prod", "backend": {"port": 8001}, "domains": ["a.example.com"]}, "f") is None
+
+
+def test_resolve_takes_env_from_the_file_name_and_reports_the_first_bad_layer():
+    s = resolve([("conf/production.yaml", {"qms": {"host": "h"}})], {**defaults(), "host": "h"},
+                "conf/production.yaml")
+    assert s.env == "production" and s.backend.port == 8000 and s.host == "h"
+    with pytest.raises(UserError, match="conf/staging.yaml: unknown setting qms.hots"):
+        resolve([("conf/staging.yaml", {"qms": {"hots": "h"}})], defaults(), "conf/staging.yaml")
+
+
+def test_require_names_the_missing_key_and_what_to_set():
+    s = resolve([], defaults(), "conf/production.yaml")
+    with pytest.raises(UserError) as e:
+        s.require("repo", "git-pull")
+    assert "conf/production.yaml: qms.repo is not set, and git-pull needs it" in e.value.message
+    assert "git URL" in e.value.message
+
+
+def test_top_level_typo_is_an_error_but_fabric_keys_are_fine():
+    check_top_level({"qms": {}, "user": "ubuntu", "connect_kwargs": {}}, "f.yaml", {"user", "connect_kwargs"})
+    with pytest.raises(UserError, match="f.yaml: unknown top-level key qsm: did you mean qms"):
+        check_top_level({"qsm": {}}, "f.yaml", {"user"})
+    with pytest.raises(UserError, match="expected a mapping"):
+        check_top_level(["a"], "f.yaml", set())
+
+
+def test_docs_settings_reference_is_current():
+    from tasks.core.settings import PROJECT_ROOT, markdown_reference
+    assert (PROJECT_ROOT / "docs" / "settings.md").read_text() == markdown_reference(), \
+        (
+        "regenerate: python -c 'from tasks.core.settings import markdown_reference as m; print(m(), end=\"\")' "
+        "> docs/settings.md")
