@@ -51,6 +51,13 @@ domain_list = _expect(lambda v: isinstance(v, list) and all(isinstance(d, str) a
                       "a list of domain names, such as [qms.example.com, www.qms.example.com]")
 
 
+http_url = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"https?://[^\s/]+(/\S*)?", v) is not None,
+                  "an http(s) URL such as https://qms.example.com/api")
+string_map = _expect(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str)
+                                                           for k, x in v.items()),
+                     "a mapping of NAME: value strings")
+
+
 def one_of(*choices: str) -> Check:
     return _expect(lambda v: v in choices, "one of " + ", ".join(choices))
 
@@ -80,6 +87,10 @@ SCHEMA: dict = {
     "frontend": {
         "dir": Field("frontend", relative_path, "the Next.js app, inside app_dir and app_root"),
         "out": Field("out", relative_path, "the static export, inside frontend.dir"),
+        "api_url": Field(None, optional(http_url),
+                         "NEXT_PUBLIC_API_URL baked into the build; default https://<first domain>/api"),
+        "build_env": Field({}, string_map, "more build-time variables (NEXT_PUBLIC_*), name: value"),
+        "keep_releases": Field(5, integer(1, 100), "uploaded releases kept on the server (older ones are pruned)"),
     },
     "backend": {
         "dir": Field("backend", relative_path, "the Django project, inside app_dir and app_root"),
@@ -87,9 +98,19 @@ SCHEMA: dict = {
         "port": Field(8000, integer(1, 65535), "port uvicorn listens on"),
         "asgi_app": Field("backend.asgi:application", asgi_app, "the ASGI application uvicorn serves"),
         "admin_prefix": Field("/django-admin/", url_prefix, "URL prefix of the Django admin"),
+        "api_prefix": Field("/api/", url_prefix, "URL prefix of the API, proxied to the backend"),
+        "static_url": Field("/static/", url_prefix, "Django's STATIC_URL, served by nginx"),
+        "static_dir": Field("staticfiles", relative_path, "Django's STATIC_ROOT inside backend.dir (collectstatic)"),
     },
     "nginx": {
         "site": Field("qms", unit_name, "name of the nginx site file"),
+        "user": Field("www-data", text, "the user nginx reads files as"),
+        "rate": Field("10r/s", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+r/[sm]", v) is not None,
+                                       "a rate such as 10r/s or 600r/m"), "API rate limit per client address"),
+        "burst": Field(20, integer(0, 10000), "requests over the rate that are queued before 503s"),
+        "client_max_body_size": Field("10m", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kKmMgG]?", v)
+                                                     is not None, "a size such as 10m"), "largest request body"),
+        "acme_root": Field("/var/www/letsencrypt", absolute_path, "webroot for certbot's HTTP-01 challenges"),
     },
     "ssh": {
         "known_hosts": Field(None, optional(local_path),

@@ -1,4 +1,5 @@
 """The foundation end to end on the stand-in: reaching it, host keys, --dry, the host layer's operations."""
+import shutil
 import subprocess
 import sys
 import time
@@ -152,18 +153,16 @@ print("local {secret}")
     assert result.stdout.count("********") == 3   # echoed command, its output, a local print
 
 
-def test_the_standin_clones_from_the_git_remote_on_the_host_side(standin, tmp_path):
-    bare = standin.dir / "git" / "probe.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", bare], check=True)
-    work = tmp_path / "work"
-    subprocess.run(["git", "init", "-q", "-b", "main", work], check=True)
-    (work / "hello.txt").write_text("hello\n")
-    git = ["git", "-C", work, "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    subprocess.run([*git, "push", "-q", str(bare), "main"], check=True)
-    standin.ssh("rm -rf /tmp/probe && git clone -q git://standin-host/probe.git /tmp/probe")
-    assert standin.ssh("cat /tmp/probe/hello.txt").stdout == "hello\n"
+def test_the_standin_clones_and_pulls_the_example_app_from_the_git_remote(standin, tmp_path):
+    app = tmp_path / "app"
+    shutil.copytree(REPO / "tests" / "example_app", app)
+    standin_cmd("publish", app, "--repo", "clonetest", "--name", standin.name)
+    standin.ssh("rm -rf /tmp/clonetest && git clone -q git://standin-host/clonetest.git /tmp/clonetest")
+    assert standin.ssh("ls /tmp/clonetest/backend/manage.py /tmp/clonetest/frontend/package.json").returncode == 0
+    (app / "frontend" / "NEW.txt").write_text("second commit\n")
+    standin_cmd("publish", app, "--repo", "clonetest", "--name", standin.name)
+    standin.ssh("git -C /tmp/clonetest pull -q --ff-only")
+    assert standin.ssh("cat /tmp/clonetest/frontend/NEW.txt").stdout == "second commit\n"
 
 
 def test_standin_up_twice_then_down_leaves_nothing(tmp_path):
