@@ -114,3 +114,59 @@ def server_status_command(app_root: str, unit: str, out_link: str) -> str:
         f"echo frontend=$(readlink {o} 2>/dev/null || ([ -d {o} ] && echo directory) || echo none)",
         "echo uptime_s=$(cut -d. -f1 /proc/uptime)",
     ])
+
+
+def ancestors(path: str) -> list[str]:
+    """/a/b/c -> ['/', '/a', '/a/b', '/a/b/c']: every directory a reader must be able to traverse."""
+    parts = [p for p in path.split("/") if p]
+    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def traverse_command(user: str, dirs: list[str]) -> str:
+    """The groups of `user`, then `mode|owner|group|path` of each directory."""
+    quoted = " ".join(shlex.quote(d) for d in dirs)
+    return f"echo \"groups=$(id -Gn {shlex.quote(user)})\"; stat -c '%a|%U|%G|%n' -- {quoted}"
+
+
+def untraversable(output: str, user: str) -> list[str]:
+    """Directories whose mode keeps `user` out (no x bit that applies to it), from traverse_command's output."""
+    lines = output.splitlines()
+    groups = set(lines[0].partition("=")[2].split()) if lines and lines[0].startswith("groups=") else set()
+    blocked = []
+    for line in lines[1:]:
+        mode, owner, group, path = line.split("|", 3)
+        bits = int(mode, 8)
+        if owner == user:
+            ok = bits & 0o100
+        elif group in groups:
+            ok = bits & 0o010
+        else:
+            ok = bits & 0o001
+        if not ok:
+            blocked.append(path)
+    return blocked
+
+
+def access_command(user: str, checks: list[tuple[str, str]]) -> str:
+    """Prints `ok|no <test> <path>` for each (test, path), tested as `user` (run it as root)."""
+    lines = [f"if runuser -u {shlex.quote(user)} -- test {test} {shlex.quote(path)}; then echo 'ok {test} '{shlex.quote(path)}; "
+             f"else echo 'no {test} '{shlex.quote(path)}; fi" for test, path in checks]
+    return "; ".join(lines)
+
+
+def parse_access(output: str) -> list[tuple[str, str]]:
+    """(test, path) pairs that failed."""
+    failed = []
+    for line in output.splitlines():
+        verdict, _, rest = line.partition(" ")
+        test, _, path = rest.partition(" ")
+        if verdict == "no":
+            failed.append((test, path))
+    return failed
+
+
+def bad_modes_command(tree: str, dir_mode: int = 0o755, file_mode: int = 0o644) -> str:
+    """Lists what in `tree` lacks the served modes (directories, files), one path per line."""
+    q = shlex.quote(tree)
+    return (f"find -L {q} \\( -type d ! -perm {dir_mode:04o} -printf 'd %p\\n' \\) "
+            f"-o \\( -type f ! -perm {file_mode:04o} -printf 'f %p\\n' \\)")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import shlex
 import socket
@@ -98,6 +99,31 @@ class Host:
             return None
         return base64.b64decode(result.stdout)
 
+    def stream(self, command: str, produce, *, label: str, total: int) -> Optional[str]:
+        """Run `command` with its stdin fed by `produce(write, advance)`, in one SSH channel: one round trip for a
+        whole tree. `advance(n)` moves the progress bar (shown for large transfers on a terminal) by n of `total`.
+        Returns stdout; under --dry nothing is sent."""
+        if self.dry:
+            self.say(f"would send {label}")
+            return None
+        if self.echo:
+            self.say(f"$ {command[:200]}{' ...' if len(command) > 200 else ''}")
+        channel = self.conn.client.get_transport().open_session()
+        channel.exec_command(command)
+        with transfer_progress(total, label) as advance:
+            try:
+                produce(channel.sendall, advance)
+            except OSError:
+                pass   # the server stopped reading: its answer below says why
+            channel.shutdown_write()
+        stdout, stderr = _drain(channel)
+        code = channel.recv_exit_status()
+        channel.close()
+        if code != 0 and not stdout.strip():
+            detail = stderr.strip().splitlines()[-1:] or [f"exit code {code}"]
+            raise RemoteFailure(f"[{self.name}] sending {label} failed: {detail[0]}")
+        return stdout
+
     # -- idempotent operations -----------------------------------------------------------------------------
     def ensure_dir(self, path: str, mode: int = 0o755, owner: Optional[str] = None,
                    group: Optional[str] = None) -> bool:
@@ -173,6 +199,34 @@ class Host:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise UserError(f"cannot reach {self.name} ({self.conn.host}:{self.conn.port}): {reason}") from None
         return self
+
+
+def _drain(channel) -> tuple[str, str]:
+    """All of stdout and stderr, until the command has exited and closed its output."""
+    out, err = [], []
+    while True:
+        if channel.recv_ready():
+            out.append(channel.recv(65536))
+        elif channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(65536))
+        elif channel.exit_status_ready() and channel.eof_received:
+            break
+        else:
+            channel.status_event.wait(0.02)
+    return b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def transfer_progress(total: int, label: str):
+    """Yields advance(nbytes). A rich progress bar on a terminal for transfers over 4 MB; silent otherwise."""
+    if total < 4 << 20 or not sys.stdout.isatty():
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), transient=True) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(bar, n)
 
 
 def fingerprint(key: paramiko.PKey) -> str:

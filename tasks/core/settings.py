@@ -159,8 +159,9 @@ def check_layer(data: Any, source: str, schema: dict = SCHEMA, prefix: str = "qm
 class Settings:
     """Checked settings with attribute access: `s.backend.port`. `source` names where they came from."""
 
-    def __init__(self, values: dict, source: str, secrets: Optional[dict] = None):
+    def __init__(self, values: dict, source: str, secrets: Optional[dict] = None, schema: Optional[dict] = None):
         self._values = values
+        self._schema = SCHEMA if schema is None else schema
         self.source = source
         self.secrets = secrets or {}
         self.secrets_path: Optional[Path] = None
@@ -170,7 +171,8 @@ class Settings:
             value = self._values[key]
         except KeyError:
             raise AttributeError(key) from None
-        return Settings(value, self.source, self.secrets) if isinstance(value, dict) else value
+        section = self._schema.get(key)
+        return Settings(value, self.source, self.secrets, section) if isinstance(section, dict) else value
 
     def require(self, key: str, why: str) -> Any:
         """A value the caller cannot do without; missing -> a one-line error with the fix."""

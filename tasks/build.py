@@ -1,0 +1,120 @@
+"""Build the Next.js export on this machine (guide section 2: never on the 1 GB server; section 7: the API URL).
+
+Works under `inv` and `fab`, on Linux, macOS and Windows: only Python's own modules and npm (npm.cmd on Windows).
+The API URL comes from the environment's settings and is set explicitly for the build, so neither the shell nor
+`.env.local` can silently win; the export is then scanned and stamped with build-info.json.
+"""
+import os
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from invoke import Collection, task
+
+from .core import bundle
+from .core.errors import UserError
+from .core.releases import human_size
+from .core.runtime import settings_of
+
+
+def api_url_of(s) -> str:
+    if s.frontend.api_url:
+        return s.frontend.api_url
+    domain = s.require("domains", "the API URL of the build (or set qms.frontend.api_url)")[0]
+    return f"https://{domain}{s.backend.api_prefix.rstrip('/')}"
+
+
+def build_env(s, api_url: str) -> dict:
+    """The variables the build gets on top of this process's environment; ours win over the shell."""
+    return {**s.frontend.build_env, "NEXT_PUBLIC_API_URL": api_url, "NEXT_TELEMETRY_DISABLED": "1"}
+
+
+def git_state(directory: Path) -> tuple[str, bool]:
+    """(sha, dirty) of the checkout holding `directory`; ('', True) when it is not in git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=directory, capture_output=True,
+                               text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "", True
+    return sha.stdout.strip(), bool(dirty.stdout.strip())
+
+
+def npm_install_needed(frontend: Path) -> bool:
+    """npm records the installed tree in node_modules/.package-lock.json; a newer lock file means `npm ci`."""
+    marker = frontend / "node_modules" / ".package-lock.json"
+    lock = frontend / "package-lock.json"
+    return not marker.exists() or (lock.exists() and lock.stat().st_mtime > marker.stat().st_mtime)
+
+
+def run_npm(npm: str, args: list[str], frontend: Path, env: dict) -> None:
+    print(f"build: npm {' '.join(args)}", flush=True)
+    code = subprocess.run([npm, *args], cwd=frontend, env=env).returncode
+    if code != 0:
+        raise UserError(f"npm {' '.join(args)} failed with exit code {code} in {frontend}: see its output above")
+
+
+def shadowing_env_files(frontend: Path, api_url: str) -> list[str]:
+    """.env files that set NEXT_PUBLIC_API_URL to something else: ignored now, but worth a word."""
+    found = []
+    for name in (".env", ".env.local", ".env.production", ".env.production.local"):
+        path = frontend / name
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "NEXT_PUBLIC_API_URL" and value.strip().strip("'\"") != api_url:
+                    found.append(f"{name} ({value.strip()})")
+    return found
+
+
+@task(help={"install": "run `npm ci` even when node_modules looks current (default: only when needed)"})
+def build(c, install=False):
+    """Build the frontend export locally with the environment's API URL, check the bundle, write build-info.json."""
+    s = settings_of(c)
+    env_name = s.require("env", "build (pick an environment with -f conf/ENV.yaml)")
+    frontend = s.local_path(s.app_dir) / s.frontend.dir
+    if not (frontend / "package.json").is_file():
+        raise UserError(f"no package.json in {frontend}: set qms.app_dir (and qms.frontend.dir) in {s.source}")
+    npm = shutil.which("npm")
+    if not npm:
+        raise UserError("npm not found: install Node.js 18 or newer (it brings npm), then run build again")
+    api_url = api_url_of(s)
+    extra = build_env(s, api_url)
+    print(f"build: {env_name}: NEXT_PUBLIC_API_URL={api_url} (from {s.source})", flush=True)
+    for shadowed in shadowing_env_files(frontend, api_url):
+        print(f"build: note: {shadowed} is ignored: the settings' value wins", flush=True)
+    if c.config.run.dry:
+        print(f"build: would run npm {'ci, npm ' if install or npm_install_needed(frontend) else ''}run build "
+              f"in {frontend}")
+        return
+    env = {**os.environ, **extra}
+    started = time.monotonic()
+    if install or npm_install_needed(frontend):
+        run_npm(npm, ["ci", "--no-audit", "--no-fund"], frontend, env)
+    out = frontend / s.frontend.out
+    if out.exists():
+        shutil.rmtree(out)   # a file left from an older build must not ride along
+    run_npm(npm, ["run", "build"], frontend, env)
+    if not (out / "index.html").is_file():
+        raise UserError(f"the build made no {out}/index.html: is `output: 'export'` set in next.config?")
+    check_bundle(out, api_url)
+    sha, dirty = git_state(frontend)
+    info = bundle.build_info(out, env=env_name, api_url=api_url, git_sha=sha, dirty=dirty,
+                             built_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    bundle.write_build_info(out, info)
+    size = sum(size for _, size in info["manifest"].values())
+    print(f"build: {out}: {len(info['manifest'])} files, {human_size(size)}, git {sha[:7] or '-'}"
+          f"{' (dirty)' if dirty else ''}, in {time.monotonic() - started:.0f} s")
+
+
+def check_bundle(out: Path, api_url: str) -> None:
+    problems = bundle.scan(out, api_url)
+    if problems:
+        raise UserError(f"the bundle would call the wrong API: {problems[0]}"
+                        f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; set qms.frontend.api_url "
+                        f"(now {api_url}) and build again")
+
+
+ns = Collection(build)

@@ -1,0 +1,54 @@
+"""Frontend releases, planned locally: ids, what to send and what the server can reuse, the agent's command line."""
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+AGENT = Path(__file__).resolve().parents[1] / "remote" / "release_agent.py"
+
+
+def release_id(now: datetime, git_sha: str, dirty: bool) -> str:
+    """Sortable by time, traceable to the commit: 20261128-213000-abc1234[-dirty]."""
+    return f"{now:%Y%m%d-%H%M%S}-{git_sha[:7] or 'nogit'}{'-dirty' if dirty else ''}"
+
+
+def plan_upload(local: dict, current: Optional[dict]) -> tuple[list[str], list[str]]:
+    """(send, link): files whose content the server lacks, and files it can hard-link from the current release."""
+    current = current or {}
+    send, link = [], []
+    for rel, (sha, size) in sorted(local.items()):
+        same = current.get(rel)
+        (link if same is not None and list(same) == [sha, size] else send).append(rel)
+    return send, link
+
+
+def paths(app_root: str, frontend_dir: str, out: str) -> tuple[str, str]:
+    """(releases directory, served path) on the server."""
+    front = posixpath.join(app_root, frontend_dir)
+    return posixpath.join(front, "releases"), posixpath.join(front, out)
+
+
+def agent_command(command: str, releases_dir: str, out: str) -> str:
+    """The release agent runs from its source on the command line: nothing to install on the server."""
+    return " ".join(["python3", "-c", shlex.quote(AGENT.read_text()), command, shlex.quote(releases_dir),
+                     shlex.quote(out)])
+
+
+def parse_agent_output(stdout: str) -> dict:
+    """The agent prints one JSON object as its last line (an `error` key when it refused)."""
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        return {"error": f"no answer from the release agent: {stdout.strip()[-200:] or 'empty output'}"}
+    return json.loads(lines[-1])
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,0 +1,90 @@
+"""Permissions nginx needs (guide section 4: `13: Permission denied` because www-data could not enter the home
+directory; section 9: uploaded files nginx could not read).
+
+The fix is the least that works: the traverse bit (o+x) on each parent that lacks it (so /home/ubuntu becomes 751:
+enterable, not listable), 755/644 inside the served trees. Verified by reading files as the nginx user and by an
+HTTP request through nginx.
+"""
+import posixpath
+import shlex
+
+from invoke import Collection, task
+
+from .core import facts
+from .core.errors import UserError
+from .core.runtime import host_of, settings_of
+
+
+def served_trees(s) -> list[str]:
+    """The trees nginx serves: the frontend export and Django's collected static files."""
+    return [posixpath.join(s.app_root, s.frontend.dir, s.frontend.out),
+            posixpath.join(s.app_root, s.backend.dir, s.backend.static_dir)]
+
+
+def inspect(host, s) -> tuple[dict, list[str], list[str]]:
+    """({served tree: its real path, or None when missing}, directories nginx cannot traverse, entries with
+    wrong modes)."""
+    trees = {tree: host.probe(f"readlink -e {shlex.quote(tree)}").stdout.strip() or None for tree in served_trees(s)}
+    real = [path for path in trees.values() if path]
+    parents = sorted({d for path in real for d in facts.ancestors(path)[:-1]}, key=len)
+    blocked = facts.untraversable(host.probe(facts.traverse_command(s.nginx.user, parents)).stdout, s.nginx.user)
+    wrong = [line for path in real for line in host.probe(facts.bad_modes_command(path), sudo=True).stdout.splitlines()]
+    return trees, blocked, wrong
+
+
+def verify(host, s) -> list[str]:
+    """What nginx still cannot do: read the index and a hashed asset as its user, serve our index over HTTP."""
+    out = served_trees(s)[0]
+    index = posixpath.join(out, "index.html")
+    asset = host.probe(f"find -L {shlex.quote(out)}/_next/static -type f -name '*.js' | head -n 1").stdout.strip()
+    reads = [("-r", index)] + ([("-r", asset)] if asset else [])
+    problems = [f"{s.nginx.user} cannot read {path}" for _, path in
+                facts.parse_access(host.probe(facts.access_command(s.nginx.user, reads), sudo=True).stdout)]
+    domain = (s.domains or ["localhost"])[0]
+    served = host.probe(f"curl -s -H 'Host: {domain}' http://127.0.0.1/ | sha256sum").stdout.split()[:1]
+    wanted = host.probe(f"sha256sum < {shlex.quote(index)}", sudo=True).stdout.split()[:1]
+    if served != wanted:
+        code = host.probe(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {domain}' http://127.0.0.1/").stdout
+        problems.append(f"nginx does not serve {index} for http://{domain}/ (it answers {code.strip() or 'nothing'}"
+                        "; is the site installed? run nginx-reload)")
+    return problems
+
+
+@task(help={"check": "only report what is wrong (exit 1 if anything is); change nothing"})
+def fix_perms(c, check=False):
+    """Make the served trees readable by nginx (traverse bits on parents, 755/644 modes), then verify over HTTP."""
+    s = settings_of(c)
+    host = host_of(c, s)
+    trees, blocked, wrong = inspect(host, s)
+    for tree in (t for t, real in trees.items() if real is None):
+        host.say(f"not there yet: {tree}")
+    for path in blocked:
+        host.say(f"{s.nginx.user} cannot enter {path}")
+    if wrong:
+        host.say(f"{len(wrong)} entries lack mode 755 (dirs) / 644 (files), e.g. {wrong[0][2:]}")
+    frontend_served = trees[served_trees(s)[0]] is not None
+    if check:
+        problems = verify(host, s) if frontend_served else []
+        for problem in problems:
+            host.say(problem)
+        if blocked or wrong or problems:
+            raise UserError(f"[{host.name}] permissions need fixing: run fix-perms")
+        host.say("permissions ok")
+        return
+    if blocked:
+        host.sudo(" && ".join(f"chmod o+x -- {shlex.quote(d)}" for d in blocked))
+    if wrong:
+        host.sudo(" && ".join(f"find -L {shlex.quote(real)} -type d ! -perm 0755 -exec chmod 0755 {{}} + && "
+                              f"find -L {shlex.quote(real)} -type f ! -perm 0644 -exec chmod 0644 {{}} +"
+                              for real in trees.values() if real))
+    if host.dry:
+        host.say("would change the modes above" if blocked or wrong else "nothing to change")
+        return
+    problems = verify(host, s) if frontend_served else []
+    if problems:
+        raise UserError(f"[{host.name}] after fixing modes: {problems[0]}")
+    host.say(("permissions fixed" if blocked or wrong else "permissions ok: nothing changed") +
+             ("; nginx reads and serves the site" if frontend_served else ""))
+
+
+ns = Collection(fix_perms)

@@ -1,0 +1,172 @@
+"""Runs ON THE SERVER (python3 -c, standard library only): frontend releases.
+
+  receive  read one tar stream from stdin: a plan, then only the changed files; link the unchanged ones from the
+           current release; verify everything against the manifest; set modes; switch `out` atomically; prune
+  list     the releases, as JSON
+
+Layout: RELEASES/<id>/ complete releases, RELEASES/.incoming-<id>/ one being received (a leftover of a killed
+upload is removed by the next one), OUT -> releases/<id> (relative symlink; replaced with rename(2), so nginx
+sees the old release or the new one, never a mix).
+"""
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+
+DIR_MODE, FILE_MODE = 0o755, 0o644   # nginx reads as another user; nothing group/world-writable
+INCOMING = ".incoming-"
+
+
+def fail(message):
+    print(json.dumps({"error": message}))
+    sys.exit(1)
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def current_id(out):
+    target = os.readlink(out) if os.path.islink(out) else None
+    return os.path.basename(target.rstrip("/")) if target else None
+
+
+def safe_join(root, rel):
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        fail("unsafe path in upload: %r" % rel)
+    return os.path.join(root, *parts)
+
+
+def releases(root):
+    return sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+
+
+def receive(root, out):
+    os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):   # leftovers of an upload that was killed
+        if name.startswith(INCOMING):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    stream = tarfile.open(fileobj=sys.stdin.buffer, mode="r|gz")
+    first = stream.next()   # stream.next(), not iteration: a stream cannot seek back to re-read members
+    if first is None or first.name != ".qms-plan.json":
+        fail("the upload stream does not start with a plan")
+    plan = json.loads(stream.extractfile(first).read())
+    rid, base, manifest = plan["id"], plan.get("base"), plan["manifest"]
+    if os.path.exists(os.path.join(root, rid)):
+        fail("release %s exists already" % rid)
+    incoming = os.path.join(root, INCOMING + rid)
+    os.mkdir(incoming, DIR_MODE)
+    try:
+        linked = 0
+        for rel in plan["link"]:
+            dest = safe_join(incoming, rel)
+            os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)
+            os.link(os.path.join(root, base, rel), dest)   # same content: share the file, send nothing
+            linked += 1
+        received = 0
+        for member in iter(stream.next, None):
+            if not member.isfile():
+                fail("only regular files may be uploaded: %r" % member.name)
+            dest = safe_join(incoming, member.name)
+            os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)
+            with open(dest + ".part", "wb") as f:
+                shutil.copyfileobj(stream.extractfile(member), f)
+            os.replace(dest + ".part", dest)   # never write into a linked file: that would change the old release
+            received += 1
+        problems = verify(incoming, manifest)
+        if problems:
+            fail("release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
+        set_modes(incoming)
+        os.rename(incoming, os.path.join(root, rid))
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+    previous = current_id(out)
+    switch(root, out, rid)
+    pruned = prune(root, rid, previous, plan["keep"])
+    print(json.dumps({"id": rid, "previous": previous, "linked": linked, "received": received,
+                      "pruned": pruned, "adopted": plan.get("adopted")}))
+
+
+def verify(release, manifest):
+    problems = []
+    expected = set(manifest) | {"build-info.json"}
+    for dirpath, _, names in os.walk(release):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), release).replace(os.sep, "/")
+            if rel not in expected:
+                problems.append("unexpected file " + rel)
+    for rel, (sha, size) in manifest.items():
+        path = os.path.join(release, *rel.split("/"))
+        if not os.path.isfile(path):
+            problems.append("missing " + rel)
+        elif os.path.getsize(path) != size or digest(path) != sha:
+            problems.append("content differs: " + rel)
+    return problems
+
+
+def set_modes(release):
+    os.chmod(release, DIR_MODE)
+    for dirpath, dirs, names in os.walk(release):
+        for d in dirs:
+            os.chmod(os.path.join(dirpath, d), DIR_MODE)
+        for n in names:
+            os.chmod(os.path.join(dirpath, n), FILE_MODE)
+
+
+def switch(root, out, rid):
+    """Point `out` at releases/<rid> with one rename; an `out` that is a plain directory (a server set up by
+    hand, as in the guide) is first adopted as a release so that it stays available for rollback."""
+    if os.path.isdir(out) and not os.path.islink(out):
+        adopted = "00000000-000000-adopted-" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        os.rename(out, os.path.join(root, adopted))
+    link = out + ".qms-new"
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(os.path.relpath(os.path.join(root, rid), os.path.dirname(out)), link)
+    os.replace(link, out)
+
+
+def prune(root, current, previous, keep):
+    """Remove the oldest releases beyond `keep`; never the current one or the one it replaced."""
+    names = releases(root)
+    doomed = [n for n in names[:-keep] if n not in (current, previous)] if len(names) > keep else []
+    for name in doomed:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return doomed
+
+
+def listing(root, out):
+    current = current_id(out)
+    rows = []
+    for name in releases(root) if os.path.isdir(root) else []:
+        info = {}
+        try:
+            with open(os.path.join(root, name, "build-info.json")) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            pass
+        rows.append({"id": name, "current": name == current, "env": info.get("env"), "git_sha": info.get("git_sha"),
+                     "dirty": info.get("dirty"), "built_at": info.get("built_at"), "api_url": info.get("api_url"),
+                     "files": len(info.get("manifest", {})), "manifest": info.get("manifest") if name == current
+                     else None})
+    print(json.dumps({"current": current, "out_is_dir": os.path.isdir(out) and not os.path.islink(out),
+                      "releases": rows}))
+
+
+if __name__ == "__main__":
+    command, root, out = sys.argv[1:4]
+    if command == "receive":
+        receive(root, out)
+    elif command == "list":
+        listing(root, out)
+    else:
+        fail("unknown command " + command)
