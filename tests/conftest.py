@@ -20,11 +20,14 @@ def fab(*args, **kw) -> subprocess.CompletedProcess:
     return run_tool("fab", *args, **kw)
 
 
-def assert_one_line_error(result, *fragments):
-    """A user mistake: non-zero exit, one `error:` line naming the problem, no traceback."""
+def assert_one_line_error(result, *fragments, alone=True):
+    """A user mistake: non-zero exit, one `error:` line naming the problem, no traceback. alone=False allows
+    other output before it on stderr (a build tool's own messages)."""
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if not alone:
+        lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

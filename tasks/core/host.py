@@ -139,8 +139,9 @@ class Host:
         return self.report(f"{path}/", bool(commands), facts.describe(mode, owner, group))
 
     def put(self, path: str, content: bytes | str, mode: int = 0o644, owner: Optional[str] = None,
-            group: Optional[str] = None, show_diff: bool = True) -> bool:
-        """Make `path` hold exactly `content`, replaced atomically, only when content or attributes differ."""
+            group: Optional[str] = None, show_diff: Optional[bool] = None) -> bool:
+        """Make `path` hold exactly `content`, replaced atomically, only when content or attributes differ.
+        The diff is printed when show_diff is True, or by default under --dry and -e."""
         data = content.encode() if isinstance(content, str) else content
         owner = owner or self.owner
         group = group or owner
@@ -152,7 +153,7 @@ class Host:
             if commands:
                 self.sudo(" && ".join(commands))
             return self.report(path, bool(commands), facts.describe(mode, owner, group))
-        if show_diff and (self.dry or self.echo):
+        if show_diff or (show_diff is None and (self.dry or self.echo)):
             old = self.read(path) if state is not None else None
             sys.stdout.write(facts.text_diff(old, data, path))
         if self.dry:

@@ -1,0 +1,180 @@
+"""The frontend path end to end on the stand-in: build, upload as atomic releases, releases, fix-perms."""
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import REPO, assert_one_line_error, fab
+from tests.export_fixture import make_export, restamp
+
+pytestmark = pytest.mark.standin
+
+SERVED = "/home/ubuntu/QMS/frontend/out"
+
+
+@pytest.fixture
+def app(standin, tmp_path):
+    """A settings file whose app_dir is a scratch copy of the example app (its frontend export is ours to make)."""
+    app_dir = tmp_path / "app"
+    (app_dir / "frontend").mkdir(parents=True)
+    shutil.copy(REPO / "tests/example_app/frontend/package.json", app_dir / "frontend")
+    conf = tmp_path / "standin.yaml"
+    conf.write_text(standin.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {app_dir}"))
+    return conf, app_dir / "frontend" / "out"
+
+
+def site(standin, path="/"):
+    """GET through nginx on the stand-in, from this machine, as a browser of qms.test would."""
+    result = subprocess.run(["curl", "-s", "--noproxy", "*", "-H", "Host: qms.test", "-w", "\n%{http_code}",
+                             f"http://{standin.address}{path}"], capture_output=True, text=True, timeout=30)
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+@pytest.fixture
+def served(standin):
+    """The stand-in with the site installed in nginx and the home directory traversable."""
+    assert standin.fab("prepare").returncode == 0
+    result = standin.fab("nginx-reload")
+    assert result.returncode == 0, result.stderr
+    standin.ssh("sudo chmod 751 /home/ubuntu")
+    return standin
+
+
+def test_upload_serves_the_new_release_and_sends_only_changes(served, app):
+    conf, out = app
+    make_export(out, marker="first")
+    first = fab("-f", conf, "upload")
+    assert first.returncode == 0, first.stderr
+    assert site(served) == (200, site(served)[1]) and "QMS frontend first" in site(served)[1]
+    assert site(served, "/admin/users")[0] == 200
+
+    (out / "index.html").write_text((out / "index.html").read_text().replace("first", "second"))
+    restamp(out)
+    second = fab("-f", conf, "upload")
+    assert second.returncode == 0, second.stderr
+    assert "sent 1 files" in second.stdout and "reused 8 unchanged files" in second.stdout
+    assert "QMS frontend second" in site(served)[1]
+    # the unchanged files are shared with the previous release, not copies
+    links = served.ssh(f"stat -L -c %h {SERVED}/login.html").stdout.strip()
+    assert int(links) >= 2
+    modes = served.ssh(f"find -L {SERVED}/ -perm /022 | wc -l; stat -L -c %a {SERVED}/index.html").stdout.split()
+    assert modes == ["0", "644"]
+
+    again = fab("-f", conf, "upload")
+    assert again.returncode == 0 and "nothing to upload" in again.stdout
+
+    listing = fab("-f", conf, "releases")
+    assert listing.returncode == 0
+    current = [line for line in listing.stdout.splitlines() if "*" in line]
+    assert len(current) == 1 and "standin" in current[0]
+
+
+def test_old_releases_are_pruned(served, app, tmp_path):
+    conf, out = app
+    keep = tmp_path / "keep.yaml"
+    keep.write_text(conf.read_text().replace("qms:\n", "qms:\n  frontend:\n    keep_releases: 2\n"))
+    for n in range(4):
+        shutil.rmtree(out, ignore_errors=True)
+        make_export(out, marker=f"prune{n}")
+        assert fab("-f", keep, "upload").returncode == 0
+    names = served.ssh("ls /home/ubuntu/QMS/frontend/releases").stdout.split()
+    assert len(names) == 2 and "QMS frontend prune3" in site(served)[1]
+
+
+def test_an_export_for_another_environment_is_refused(served, app):
+    conf, out = app
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, env="production", marker="wrong-env")
+    before = served.ssh(f"readlink {SERVED}", check=False).stdout
+    result = fab("-f", conf, "upload")
+    assert_one_line_error(result, "built for 'production', not 'standin'", "conf/standin.yaml build")
+    assert served.ssh(f"readlink {SERVED}", check=False).stdout == before
+
+
+def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_cleans_up(served, app):
+    conf, out = app
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, marker="stable")
+    assert fab("-f", conf, "upload").returncode == 0
+    stable = served.ssh(f"readlink {SERVED}").stdout.strip()
+
+    shutil.rmtree(out)
+    make_export(out, marker="big", extra_files=400, extra_bytes=120 << 20, seed=1)
+    incoming = served.root / "home/ubuntu/QMS/frontend/releases"
+    for delay in (0.3, None):   # early (before the stream), and in the middle of the stream
+        proc = subprocess.Popen([str(shutil.which("fab") or "fab"), "-f", str(conf), "upload"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        if delay is None:
+            while time.monotonic() < deadline and not any(p.name.startswith(".incoming-") for p in incoming.iterdir()):
+                time.sleep(0.05)
+            time.sleep(0.3)
+        else:
+            time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert served.ssh(f"readlink {SERVED}").stdout.strip() == stable
+        code, body = site(served)
+        assert code == 200 and "QMS frontend stable" in body
+    assert any(p.name.startswith(".incoming-") for p in incoming.iterdir()), "the kill came too late to test"
+
+    result = fab("-f", conf, "upload")
+    assert result.returncode == 0, result.stderr
+    assert "QMS frontend big" in site(served)[1]
+    assert not any(p.name.startswith(".incoming-") for p in incoming.iterdir())
+
+
+def test_fix_perms_opens_a_750_home_for_nginx_without_making_it_listable(served, app):
+    conf, out = app
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, marker="perms")
+    assert fab("-f", conf, "upload").returncode == 0
+    served.ssh("sudo chmod 750 /home/ubuntu")
+    assert site(served)[0] in (403, 404)
+
+    check = fab("-f", conf, "fix-perms", "--check")
+    assert check.returncode == 1 and "www-data cannot enter /home/ubuntu" in check.stdout
+    assert served.ssh("stat -c %a /home/ubuntu").stdout.strip() == "750"
+
+    fixed = fab("-f", conf, "fix-perms")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "nginx reads and serves the site" in fixed.stdout
+    assert served.ssh("stat -c %a /home/ubuntu").stdout.strip() == "751"
+    code, body = site(served)
+    assert code == 200 and "QMS frontend perms" in body
+    assert fab("-f", conf, "fix-perms", "--check").returncode == 0
+
+
+def test_real_build_bakes_the_settings_api_url_whatever_the_shell_and_env_local_say(served, tmp_path):
+    """The one real `npm ci && next build` of the example app, then upload and a GET through nginx."""
+    frontend = REPO / "tests/example_app/frontend"
+    env_local = frontend / ".env.local"
+    env_local.write_text("NEXT_PUBLIC_API_URL=http://127.0.0.1:8000/api\n")
+    try:
+        result = served.fab("build", env={"NEXT_PUBLIC_API_URL": "http://localhost:8000/api"}, timeout=900)
+    finally:
+        env_local.unlink()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "NEXT_PUBLIC_API_URL=https://qms.test/api" in result.stdout
+    assert ".env.local (http://127.0.0.1:8000/api) is ignored" in result.stdout
+    info = __import__("json").loads((frontend / "out/build-info.json").read_text())
+    assert info["env"] == "standin" and info["api_url"] == "https://qms.test/api"
+    assert "admin/users.html" in info["manifest"]
+
+    uploaded = served.fab("upload")
+    assert uploaded.returncode == 0, uploaded.stderr
+    code, body = site(served, "/admin/users")
+    assert code == 200 and "QMS frontend v1" in body
+
+
+def test_real_build_with_a_local_api_url_is_refused_naming_file_and_text(standin, tmp_path):
+    conf = tmp_path / "local-api.yaml"
+    conf.write_text(standin.conf.read_text().replace(
+        "qms:\n", "qms:\n  frontend:\n    api_url: http://127.0.0.1:8000/api\n"))
+    result = fab("-f", conf, "build", timeout=900)
+    line = assert_one_line_error(result, "the bundle would call the wrong API", "'http://127.0.0.1:8000/api'",
+                                 alone=False)
+    assert "_next/static/chunks/" in line
