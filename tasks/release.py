@@ -87,7 +87,7 @@ def upload(c):
     send, link = releases.plan_upload(info["manifest"], current and current["manifest"])
     rid = releases.release_id(datetime.now(timezone.utc), info["git_sha"], info["dirty"])
     size = sum(info["manifest"][rel][1] for rel in send)
-    label = f"{len(send)} files ({releases.human_size(size)}) of release {rid}"
+    label = f"{releases.count(len(send), 'file')} ({releases.human_size(size)}) of release {rid}"
     if found["out_is_dir"]:
         host.say(f"{s.frontend.dir}/{s.frontend.out} is a plain directory: it is kept as a release for rollback")
     root, out = releases.paths(s.app_root, s.frontend.dir, s.frontend.out)
@@ -97,15 +97,15 @@ def upload(c):
     stdout = host.stream(releases.agent_command("receive", root, out), tar_stream(export, plan, send),
                          label=label, total=size)
     if stdout is None:   # --dry
-        host.say(f"would reuse {len(link)} unchanged files from {plan['base'] or 'no current release'} and switch "
+        host.say(f"would reuse {releases.count(len(link), 'unchanged file')} from {plan['base'] or 'no current release'} and switch "
                  f"{out} to {rid}")
         return
     answer = releases.parse_agent_output(stdout)
     if "error" in answer:
         raise UserError(f"[{host.name}] upload refused: {answer['error']}; the site still serves "
                         f"{plan['base'] or 'what it served before'}")
-    host.say(f"release {rid}: sent {label.split(' of ')[0]} in {time.monotonic() - started:.1f} s, reused "
-             f"{answer['linked']} unchanged files; {s.frontend.dir}/{s.frontend.out} now serves it "
+    host.say(f"release {answer['id']}: sent {label.split(' of ')[0]} in {time.monotonic() - started:.1f} s, reused "
+             f"{releases.count(answer['linked'], 'unchanged file')}; {s.frontend.dir}/{s.frontend.out} now serves it "
              f"(was {answer['previous'] or 'nothing'})")
     if answer["pruned"]:
         host.say(f"pruned old releases: {', '.join(answer['pruned'])}")

@@ -46,6 +46,10 @@ def parse_agent_output(stdout: str) -> dict:
     return json.loads(lines[-1])
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

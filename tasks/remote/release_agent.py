@@ -46,7 +46,9 @@ def safe_join(root, rel):
 
 
 def releases(root):
-    return sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+    """Oldest first, by when each was completed (ids made within one second do not sort by name)."""
+    names = [n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n))]
+    return sorted(names, key=lambda n: (os.stat(os.path.join(root, n)).st_mtime_ns, n))
 
 
 def receive(root, out):
@@ -59,9 +61,11 @@ def receive(root, out):
     if first is None or first.name != ".qms-plan.json":
         fail("the upload stream does not start with a plan")
     plan = json.loads(stream.extractfile(first).read())
-    rid, base, manifest = plan["id"], plan.get("base"), plan["manifest"]
-    if os.path.exists(os.path.join(root, rid)):
-        fail("release %s exists already" % rid)
+    base, manifest = plan.get("base"), plan["manifest"]
+    rid, n = plan["id"], 1
+    while os.path.exists(os.path.join(root, rid)):   # two uploads within one second
+        n += 1
+        rid = "%s-%d" % (plan["id"], n)
     incoming = os.path.join(root, INCOMING + rid)
     os.mkdir(incoming, DIR_MODE)
     try:
@@ -85,6 +89,7 @@ def receive(root, out):
         if problems:
             fail("release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
         set_modes(incoming)
+        os.utime(incoming)   # completion time orders the releases
         os.rename(incoming, os.path.join(root, rid))
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)

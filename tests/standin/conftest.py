@@ -83,7 +83,8 @@ def make_standin(name: str, tmp: Path) -> Standin:
     conf = tmp / f"{name}.yaml"
     conf.write_text((REPO / "conf" / "standin.yaml").read_text()
                     .replace("/var/lib/qms-standin/standin/", f"{directory}/")
-                    .replace("host: standin", f"host: {name}"))
+                    .replace("host: standin", f"host: {name}")
+                    .replace("qms:\n", "qms:\n  env: standin\n"))   # tests copy it under other file names
     return Standin(name, directory, conf)
 
 
