@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Benchmark: qms-deploy's `upload` against `scp -r` and `rsync -a` of the same export to a stand-in, same run.
+
+    sudo python3 bench/upload.py            (from the repo root; root is needed to boot the stand-in)
+
+It boots a fresh stand-in named `bench`, generates a Next.js-shaped export of about 3,000 files / 30 MB (a share
+of it compressible text, as a real export has), and measures for each tool the first upload into an empty target
+and a one-file change: wall time, and bytes this machine sent to the stand-in (the host side of its veth link).
+Each figure is the median of 3 runs. It prints a table and the ratios against the aims of the issue, then powers
+the stand-in off. A benchmark reports; it exits 0 whether the aims are met or not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
+
+from tests.export_fixture import make_export, restamp   # noqa: E402
+
+NAME = "bench"                            # the only stand-in this benchmark touches
+STATE = Path("/var/lib/qms-standin") / NAME
+HOME = "/home/ubuntu"
+FRONTEND = f"{HOME}/QMS/frontend"         # app_root/frontend.dir from the default settings
+RUNS = 3
+
+# The export: ~3,000 files / ~30 MB. A real Next.js export is mostly JS/CSS/HTML text (gzip shrinks it 3-5x)
+# plus images and fonts that do not compress. make_export's assets are random bytes: they stand for the images.
+ASSETS, ASSET_BYTES = 1000, 12_000_000    # incompressible (images, fonts)
+TEXTS, TEXT_BYTES = 2000, 18_000_000      # compressible (JS chunks, CSS, HTML)
+
+AIM_FIRST_VS_RSYNC = 1.5     # first upload: ours within 1.5x of rsync's time
+AIM_SCP_VS_OURS = 5.0        # first upload: at least 5x faster than scp -r
+AIM_CHANGE_BYTES = 2.0       # one-file change: under 2x rsync's bytes
+
+
+# -- the export ----------------------------------------------------------------------------------------------
+WORDS = ("function", "return", "const", "let", "var", "if", "else", "for", "while", "new", "this", "null",
+         "undefined", "true", "false", "typeof", "async", "await", "export", "import", "default", "class",
+         "props", "state", "children", "className", "useState", "useEffect", "createElement", "jsx", "fetch",
+         "then", "catch", "length", "push", "map", "filter", "Object", "Array", "Promise", "document", "window")
+PUNCT = ("(", ")", "{", "}", "[", "]", ";", ",", ".", "=", "=>", "===", "!==", "&&", "||", "?", ":", "+", "!")
+
+
+def js_like(rng: random.Random, size: int) -> str:
+    """Minified-JS-looking text: keywords, short mangled names and punctuation, in phrases that recur within a
+    file (as `function(e,t,n){` and friends do in real chunks), with noise, string literals and numbers between.
+    gzip shrinks it about 3x at level 1 and 3.3x at level 6, like a real chunk; random tokens alone would
+    compress under 2x, repeated text 10x or more."""
+    names = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_$", k=rng.randint(1, 3)))
+             for _ in range(200)]
+
+    def token() -> str:
+        r = rng.random()
+        return rng.choice(WORDS) if r < 0.3 else rng.choice(names) if r < 0.6 else rng.choice(PUNCT)
+
+    phrases = ["".join(token() for _ in range(rng.randint(4, 14))) for _ in range(150)]
+    out, n = [], 0
+    while n < size:
+        parts = rng.choices(phrases, k=20) + [token() for _ in range(10)] + \
+            [f'"{rng.choice(names)}-{rng.randrange(1 << 24):x}"', str(rng.randrange(100000))]
+        rng.shuffle(parts)
+        chunk = "".join(parts)
+        out.append(chunk)
+        n += len(chunk)
+    return "".join(out)[:size]
+
+
+def generate_export(out: Path) -> None:
+    """make_export's pages, hashed chunks and random assets, then the compressible text files, then
+    build-info.json re-stamped over the whole tree (its manifest must cover every file)."""
+    make_export(out, marker="bench", extra_files=ASSETS, extra_bytes=ASSET_BYTES, seed=1)
+    rng = random.Random(2)
+    kinds = (("_next/static/chunks", ".js"), ("_next/static/css", ".css"), ("docs", ".html"))
+    for i in range(TEXTS):
+        folder, suffix = kinds[0] if i % 10 < 7 else kinds[1] if i % 10 < 9 else kinds[2]
+        path = out / folder / f"{i // 100:02d}" / f"part-{i:05d}-{rng.randrange(1 << 32):08x}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # sizes vary like real chunks: many small, a few large
+        size = int(rng.lognormvariate(0, 0.8) * TEXT_BYTES / TEXTS / 1.377)   # 1.377: mean of lognormal(0, 0.8)
+        path.write_text(js_like(rng, max(size, 200)))
+    restamp(out)
+
+
+def change_one_file(out: Path, n: int) -> None:
+    """A typical small edit: one page's text changes; then build-info.json is re-stamped, as `build` would."""
+    page = out / "index.html"
+    page.write_text(page.read_text().replace("</body>", f"<p>change {n}</p></body>", 1))
+    restamp(out)
+
+
+def tree_size(out: Path) -> tuple[int, int]:
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+# -- the stand-in --------------------------------------------------------------------------------------------
+def standin(*args: str) -> None:
+    subprocess.run([str(REPO / "scripts" / "standin"), *args, "--name", NAME], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def ssh_config() -> Path:
+    return STATE / "ssh_config"
+
+
+def on_standin(command: str) -> None:
+    """Set-up and clean-up between runs, never inside a measurement."""
+    subprocess.run(["ssh", "-F", str(ssh_config()), NAME, command], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL)
+
+
+def veth() -> Path:
+    """The host side of the stand-in's link: its tx counts what this machine sends the stand-in, rx what comes
+    back; everything (ssh handshake, protocol chatter, payload) the way a network bill would count it."""
+    index = json.loads((STATE / "info.json").read_text())["index"]
+    return Path(f"/sys/class/net/qms{index}h/statistics")
+
+
+def counters() -> tuple[int, int]:
+    stats = veth()
+    return int((stats / "tx_bytes").read_text()), int((stats / "rx_bytes").read_text())
+
+
+def settings_file(work: Path, app_dir: Path) -> Path:
+    """conf/standin.yaml pointed at the bench stand-in and at our scratch app, as tests/standin/conftest.py does."""
+    conf = work / "bench.yaml"
+    conf.write_text((REPO / "conf" / "standin.yaml").read_text()
+                    .replace("/var/lib/qms-standin/standin/", f"{STATE}/")
+                    .replace("host: standin", f"host: {NAME}")
+                    .replace("app_dir: tests/example_app", f"app_dir: {app_dir}")
+                    .replace("qms:\n", "qms:\n  env: standin\n"))
+    return conf
+
+
+# -- measuring -----------------------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    seconds: float
+    sent: int
+    received: int
+
+
+def measure(argv: list[str], cwd: Path) -> Sample:
+    """Run one transfer: wall time and the link's byte counters around it. A failed run is not a figure."""
+    tx0, rx0 = counters()
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - started
+    tx1, rx1 = counters()
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv[:3])} ... failed ({result.returncode}):\n"
+                         f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return Sample(seconds, tx1 - tx0, rx1 - rx0)
+
+
+def fab_exe() -> str:
+    """The `fab` beside this interpreter (a virtualenv), else the one on PATH."""
+    local = Path(sys.executable).parent / "fab"
+    return str(local) if local.exists() else (shutil.which("fab") or "fab")
+
+
+@dataclass
+class Tool:
+    name: str
+    command: list[str]
+    forget: str                    # shell command on the stand-in that empties the target for a first upload
+    cwd: Path
+    first: list[Sample] = field(default_factory=list)
+    change: list[Sample] = field(default_factory=list)
+
+
+def tools(conf: Path, app_dir: Path) -> list[Tool]:
+    """Ours through its real command line; the baselines over the same ssh config, as people run them."""
+    ssh = f"ssh -F {ssh_config()}"
+    frontend = app_dir / "frontend"
+    return [
+        Tool("qms-deploy upload", [fab_exe(), "-f", str(conf), "upload"],
+             f"rm -rf {FRONTEND}/releases/* {FRONTEND}/releases/.incoming-* {FRONTEND}/out", REPO),
+        Tool("rsync -a", ["rsync", "-a", "-e", ssh, "out/", f"{NAME}:{HOME}/rsync-target/"],
+             f"rm -rf {HOME}/rsync-target", frontend),
+        Tool("scp -r", ["scp", "-r", "-q", "-F", str(ssh_config()), "out", f"{NAME}:{HOME}/scp-target/"],
+             f"rm -rf {HOME}/scp-target && mkdir {HOME}/scp-target", frontend),
+    ]
+
+
+def run_benchmark(all_tools: list[Tool], out: Path) -> None:
+    # Interleaved (ours, rsync, scp in each round) so that a slow moment of the machine hits all tools alike.
+    for run in range(RUNS):
+        for tool in all_tools:
+            on_standin(tool.forget)
+            tool.first.append(measure(tool.command, tool.cwd))
+            print(f"  first upload  {run + 1}/{RUNS}  {tool.name:<18} {tool.first[-1].seconds:6.2f} s "
+                  f"{tool.first[-1].sent:>12,} B", flush=True)
+    # Every target now holds the export; each round edits one file and each tool brings its target up to date
+    # (scp knows no "changed files": it copies the whole tree again, which is what people do with it).
+    for run in range(RUNS):
+        change_one_file(out, run)
+        for tool in all_tools:
+            tool.change.append(measure(tool.command, tool.cwd))
+            print(f"  one-file change {run + 1}/{RUNS}  {tool.name:<18} {tool.change[-1].seconds:6.2f} s "
+                  f"{tool.change[-1].sent:>12,} B", flush=True)
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+def median(samples: list[Sample], what: str) -> float:
+    return statistics.median(getattr(s, what) for s in samples)
+
+
+def report(all_tools: list[Tool], files: int, size: int, total: float) -> None:
+    ours, rsync, scp = all_tools
+    print(f"\nupload of a generated export, {files:,} files / {size / 1e6:.1f} MB, to stand-in `{NAME}`; "
+          f"median of {RUNS} runs\n")
+    header = ("tool", "first upload (s)", "bytes sent", "one-file change (s)", "bytes sent")
+    rows = [(t.name, f"{median(t.first, 'seconds'):.2f}", f"{median(t.first, 'sent'):,.0f}",
+             f"{median(t.change, 'seconds'):.2f}", f"{median(t.change, 'sent'):,.0f}") for t in all_tools]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)   # noqa: E731
+                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
+    print(line(header))
+    print("|" + "|".join(("-" * (w + 1) + ":") if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
+    for r in rows:
+        print(line(r))
+    print("\nbytes back from the stand-in (rx), median: " + ", ".join(
+        f"{t.name} {median(t.first, 'received'):,.0f} / {median(t.change, 'received'):,.0f}" for t in all_tools)
+        + " (first upload / one-file change)")
+
+    first_ratio = median(ours.first, "seconds") / median(rsync.first, "seconds")
+    scp_ratio = median(scp.first, "seconds") / median(ours.first, "seconds")
+    bytes_ratio = median(ours.change, "sent") / median(rsync.change, "sent")
+    print("\naims:")
+    for label, value, aim, ok in (
+            ("first upload, ours / rsync time", first_ratio, f"<= {AIM_FIRST_VS_RSYNC}x", first_ratio <= AIM_FIRST_VS_RSYNC),
+            ("first upload, scp / ours time", scp_ratio, f">= {AIM_SCP_VS_OURS}x", scp_ratio >= AIM_SCP_VS_OURS),
+            ("one-file change, ours / rsync bytes sent", bytes_ratio, f"< {AIM_CHANGE_BYTES}x", bytes_ratio < AIM_CHANGE_BYTES)):
+        print(f"  {label:<42} {value:6.2f}x  (aim {aim:<7}) {'PASS' if ok else 'MISS'}")
+    print(f"\ntotal run time {total:.0f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keep", action="store_true", help="leave the stand-in running afterwards")
+    args = parser.parse_args()
+    for tool in ("rsync", "scp", "ssh"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is missing (apt-get install rsync openssh-client)")
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="qms-bench-"))
+    try:
+        app_dir = work / "app"
+        out = app_dir / "frontend" / "out"
+        print(f"bench: generating the export in {out}", flush=True)
+        generate_export(out)
+        files, size = tree_size(out)
+        print(f"bench: {files:,} files, {size / 1e6:.1f} MB; booting a fresh stand-in `{NAME}`", flush=True)
+        standin("up", "--fresh")
+        conf = settings_file(work, app_dir)
+        subprocess.run([fab_exe(), "-f", str(conf), "prepare"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        all_tools = tools(conf, app_dir)
+        run_benchmark(all_tools, out)
+        report(all_tools, files, size, time.monotonic() - started)
+    finally:
+        if not args.keep:
+            standin("down")
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

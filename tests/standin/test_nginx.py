@@ -1,0 +1,69 @@
+"""nginx on the stand-in: install with diff, warnings fail and the old file comes back, lint of routes."""
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, assert_one_line_error, fab, run_tool
+from tests.export_fixture import make_export
+
+pytestmark = pytest.mark.standin
+
+SITE = "/etc/nginx/sites-available/qms"
+
+
+def get(standin, path="/", host="qms.test"):
+    result = subprocess.run(["curl", "-s", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                             f"Host: {host}", f"http://{standin.address}{path}"], capture_output=True, text=True)
+    return int(result.stdout or 0)
+
+
+def test_reload_shows_the_diff_installs_and_then_does_nothing(standin, tmp_path):
+    assert standin.fab("prepare").returncode == 0
+    first = standin.fab("nginx-reload", "--force")
+    assert first.returncode == 0, first.stderr
+    assert "nginx serves the new configuration for qms.test" in first.stdout
+    conf = tmp_path / "rate.yaml"
+    conf.write_text(standin.conf.read_text().replace("qms:\n", "qms:\n  nginx:\n    rate: 7r/s\n"))
+    changed = fab("-f", conf, "nginx-reload")
+    assert changed.returncode == 0, changed.stderr
+    assert "-limit_req_zone $binary_remote_addr zone=qms_api:10m rate=10r/s;" in changed.stdout
+    assert "+limit_req_zone $binary_remote_addr zone=qms_api:10m rate=7r/s;" in changed.stdout
+    assert "rate=7r/s" in standin.ssh(f"cat {SITE}").stdout
+    same = fab("-f", conf, "nginx-reload")
+    assert same.returncode == 0 and "nothing to reload" in same.stdout
+    assert get(standin, "/.well-known/acme-challenge/missing") == 404   # the site, not Debian's default
+
+
+def test_a_warning_from_nginx_t_fails_and_the_previous_site_is_put_back(standin, tmp_path):
+    """The guide's section 3: `gzip_types text/html` only warns, and the warning is the failure."""
+    assert standin.fab("nginx-reload", "--force").returncode == 0
+    before = standin.ssh(f"cat {SITE}").stdout
+    standin.ssh("echo 'gzip_types text/html;' | sudo tee /etc/nginx/conf.d/qms-test-warn.conf")
+    try:
+        conf = tmp_path / "burst.yaml"
+        conf.write_text(standin.conf.read_text().replace("qms:\n", "qms:\n  nginx:\n    burst: 33\n"))
+        result = fab("-f", conf, "nginx-reload")
+        assert_one_line_error(result, "nginx -t rejected the new site", 'duplicate MIME type "text/html"',
+                              "the previous file is back")
+        assert standin.ssh(f"cat {SITE}").stdout == before
+    finally:
+        standin.ssh("sudo rm -f /etc/nginx/conf.d/qms-test-warn.conf")
+    assert get(standin, "/.well-known/acme-challenge/missing") == 404
+
+
+def test_lint_finds_a_proxied_prefix_that_shadows_a_page(tmp_path):
+    """The guide's section 8: Django admin at /admin/ swallowed the Next.js page /admin/users/."""
+    app = tmp_path / "app"
+    make_export(app / "frontend" / "out")
+    conf = tmp_path / "standin.yaml"
+    conf.write_text((REPO / "conf/standin.yaml").read_text().replace(
+        "app_dir: tests/example_app", f"app_dir: {app}\n  backend:\n    admin_prefix: /admin/"))
+    for tool in ("fab", "inv"):
+        result = run_tool(tool, "-f", conf, "nginx-lint")
+        assert result.returncode == 1, result.stdout
+        assert "/admin/" in result.stdout and "admin/users.html" in result.stdout
+    good = conf.read_text().replace("admin_prefix: /admin/", "admin_prefix: /django-admin/")
+    conf.write_text(good)
+    result = run_tool("inv", "-f", conf, "nginx-lint")
+    assert result.returncode == 0 and "nginx-lint: ok" in result.stdout
