@@ -112,6 +112,14 @@ SCHEMA: dict = {
                                                      is not None, "a size such as 10m"), "largest request body"),
         "acme_root": Field("/var/www/letsencrypt", absolute_path, "webroot for certbot's HTTP-01 challenges"),
     },
+    "tls": {
+        "email": Field(None, optional(_expect(lambda v: isinstance(v, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)
+                                              is not None, "an email address")),
+                       "address Let's Encrypt writes to about expiring certificates"),
+        "acme_server": Field(None, optional(http_url),
+                             "ACME directory URL; default Let's Encrypt (the stand-in uses its own pebble)"),
+        "renew_before_days": Field(30, integer(1, 89), "tls --check fails when the certificate expires sooner"),
+    },
     "ssh": {
         "known_hosts": Field(None, optional(local_path),
                              "known_hosts file to check host keys against (default: ssh config, then ~/.ssh)"),
