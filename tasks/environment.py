@@ -1,6 +1,6 @@
 """Settings of the chosen environment: show them, check them (guide section 1: every default configurable)."""
 from invoke import Collection, task
-from rich.console import Console
+from .core.console import print_table
 from rich.table import Table
 
 from .core.runtime import settings_of
@@ -22,7 +22,7 @@ def settings(c, all=False):
             node = node.get(part) if isinstance(node, dict) else None
         if all or node != field.default:
             table.add_row(key, repr(node), *((field.help,) if all else ()))
-    Console().print(table)
+    print_table(table)
     if s.secrets_path is not None:
         state = f"{len(s.secrets)} keys" if s.secrets_path.is_file() else "missing"
         print(f"secrets: {s.secrets_path} ({state})")

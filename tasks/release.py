@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from invoke import Collection, task
-from rich.console import Console
+from .core.console import print_table
 from rich.table import Table
 
 from .core import bundle, releases
@@ -124,7 +124,7 @@ def list_releases(c):
         git = (r["git_sha"] or "?")[:7] + (" dirty" if r["dirty"] else "")
         table.add_row("*" if r["current"] else "", r["id"], r["env"] or "?", git, r["built_at"] or "?",
                       r["api_url"] or "?", str(r["files"]))
-    Console().print(table)
+    print_table(table)
     if not found["releases"]:
         print("no releases yet: run `upload`")
 

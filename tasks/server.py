@@ -2,7 +2,7 @@
 import posixpath
 
 from invoke import Collection, task
-from rich.console import Console
+from .core.console import print_table
 from rich.table import Table
 
 from .core import facts
@@ -40,7 +40,7 @@ def status(c):
                        ("nginx", found.get("nginx")), ("frontend/out", found.get("frontend")),
                        ("uptime", f"{int(found.get('uptime_s') or 0) // 60} min")):
         table.add_row(key, value or "?")
-    Console().print(table)
+    print_table(table)
 
 
 @task
