@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -129,7 +130,7 @@ CALIBRATE = ("import os,shutil,time; d='%s/fs-calibrate'; shutil.rmtree(d,True);
 
 
 def file_system_seconds() -> float:
-    result = subprocess.run(["ssh", "-F", str(ssh_config()), NAME, f"python3 -c \"{CALIBRATE}\""],
+    result = subprocess.run(["ssh", "-F", str(ssh_config()), NAME, f"python3 -c {shlex.quote(CALIBRATE)}"],
                             check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return float(result.stdout)
 

@@ -122,12 +122,15 @@ def confirm_site_answers(host, s) -> None:
 
 @task(help={"force": "install, test and reload even when the server already has the rendered file"})
 def nginx_reload(c, force=False):
-    """Install the rendered nginx site (diff shown), test it (warnings fail, old file restored), reload, confirm."""
+    """Install the rendered nginx site (diff shown), test it (warnings fail, old file restored), reload, smoke-check."""
     s = settings_of(c)
     host = host_of(c, s)
     changed = install_site(host, s, rendered_for(host, s), force)
     if not changed:
         host.say("nginx site unchanged: nothing to reload (--force to reload anyway)")
+    if not host.dry:
+        from .smoke import smoke_check   # smoke builds on this module
+        smoke_check(host, s, strict=False)
 
 
 @task

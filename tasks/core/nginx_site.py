@@ -69,6 +69,7 @@ def site_context(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAUL
         "burst": s.nginx.burst,
         "client_max_body_size": s.nginx.client_max_body_size,
         "acme_root": s.nginx.acme_root,
+        "server_extra": s.nginx.server_extra.strip(),
     }
     if tls:
         live = f"/etc/letsencrypt/live/{domains[0]}"

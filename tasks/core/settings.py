@@ -111,6 +111,14 @@ SCHEMA: dict = {
         "client_max_body_size": Field("10m", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kKmMgG]?", v)
                                                      is not None, "a size such as 10m"), "largest request body"),
         "acme_root": Field("/var/www/letsencrypt", absolute_path, "webroot for certbot's HTTP-01 challenges"),
+        "server_extra": Field("", _expect(lambda v: isinstance(v, str), "nginx directives as a string"),
+                              "extra directives for the server block that serves the site (linted with it)"),
+    },
+    "smoke": {
+        "pages": Field(["/", "/admin/users/"], _expect(lambda v: isinstance(v, list) and all(
+            isinstance(p, str) and p.startswith("/") for p in v), "a list of URL paths starting with /"),
+                       "pages checked after a reload (the admin prefix and API health are added)"),
+        "health_path": Field("health/", relative_path, "the health endpoint, inside backend.api_prefix"),
     },
     "tls": {
         "email": Field(None, optional(_expect(lambda v: isinstance(v, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)

@@ -67,3 +67,29 @@ def test_lint_finds_a_proxied_prefix_that_shadows_a_page(tmp_path):
     conf.write_text(good)
     result = run_tool("inv", "-f", conf, "nginx-lint")
     assert result.returncode == 0 and "nginx-lint: ok" in result.stdout
+
+
+def test_a_redirect_loop_is_caught_with_its_chain(standin, tmp_path):
+    """A rule that bounces /admin/users/ back to /admin/users, which nginx sends to /admin/users/ again."""
+    app = tmp_path / "app"
+    out = app / "frontend" / "out"
+    make_export(out)
+    (out / "admin" / "users.html").unlink()   # the page as a directory instead: nginx answers /admin/users
+    (out / "admin" / "users").mkdir()          # with a redirect to /admin/users/
+    (out / "admin" / "users" / "index.html").write_text("users\n")
+    from tests.export_fixture import restamp
+    restamp(out)
+    conf = tmp_path / "standin.yaml"
+    conf.write_text(standin.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {app}"))
+    assert fab("-f", conf, "prepare").returncode == 0 and fab("-f", conf, "upload").returncode == 0
+    standin.ssh("sudo chmod 751 /home/ubuntu")
+    looping = tmp_path / "loop.yaml"
+    looping.write_text(conf.read_text().replace(
+        "qms:\n", "qms:\n  nginx:\n    server_extra: 'location = /admin/users/ { return 301 /admin/users; }'\n"))
+    result = fab("-f", looping, "nginx-reload")
+    assert_one_line_error(result, "smoke check failed: /admin/users/: redirect loop",
+                          "http://qms.test/admin/users/ (301) -> http://qms.test/admin/users (301) -> "
+                          "http://qms.test/admin/users/ (301)")
+    fixed = fab("-f", conf, "nginx-reload")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "smoke: 2 of 4 pages answer" in fixed.stdout

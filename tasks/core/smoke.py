@@ -1,0 +1,64 @@
+"""Smoke checks: follow each key page's redirects by hand, so a loop (the guide's ERR_TOO_MANY_REDIRECTS, section 8)
+is reported with its chain instead of a bare failure. Pure: `fetch(url) -> (status, location)` is passed in."""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import urljoin, urlsplit
+
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Hop:
+    url: str
+    status: int
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class PageResult:
+    path: str
+    chain: tuple
+    problem: Optional[str]
+
+    @property
+    def status(self) -> int:
+        return self.chain[-1].status if self.chain else 0
+
+    def describe_chain(self) -> str:
+        return " -> ".join(f"{hop.url} ({hop.status})" for hop in self.chain)
+
+
+def follow(fetch: Callable[[str], tuple[int, str]], url: str, own_hosts: set, limit: int = 10) -> PageResult:
+    """Fetch `url`, following redirects that stay on our hosts, until an answer, a loop or `limit` hops."""
+    chain: list[Hop] = []
+    seen = set()
+    path = urlsplit(url).path
+    while True:
+        status, location = fetch(url)
+        chain.append(Hop(url, status, location))
+        if status not in REDIRECTS or not location:
+            break
+        target = urljoin(url, location)
+        if urlsplit(target).hostname not in own_hosts:
+            break   # leaving the site: not ours to judge
+        seen.add(url)
+        if target in seen:   # show where it comes round again
+            again = next(hop for hop in chain if hop.url == target)
+            return PageResult(path, tuple(chain) + (again,), "redirect loop")
+        if len(chain) > limit:
+            return PageResult(path, tuple(chain), f"more than {limit} redirects")
+        url = target
+    if status == 0:
+        return PageResult(path, tuple(chain), "no answer")
+    if status >= 400:
+        return PageResult(path, tuple(chain), f"answers {status}")
+    return PageResult(path, tuple(chain), None)
+
+
+def pages(s) -> list[tuple[str, bool]]:
+    """(path, served by the backend) for every page the smoke check visits."""
+    backend = [(s.backend.admin_prefix, True), (posixpath.join(s.backend.api_prefix, s.smoke.health_path), True)]
+    return [(p, False) for p in s.smoke.pages] + backend

@@ -1,0 +1,51 @@
+"""Smoke check through nginx: key pages answer, without a redirect loop (guide section 8: ERR_TOO_MANY_REDIRECTS on
+/admin/users/). Run on the server with curl, so it works before DNS points at the box. Pages: settings
+qms.smoke.pages, the admin prefix and the API health endpoint."""
+import shlex
+
+from invoke import Collection, task
+
+from .core.errors import UserError
+from .core.runtime import host_of, settings_of
+from .core.smoke import follow, pages
+from .nginx import has_certificate
+
+
+def smoke_check(host, s, strict: bool) -> None:
+    """Fail on a redirect loop, and when `strict` on any page that does not answer well; otherwise only note it
+    (right after an nginx reload the frontend or the backend may not be deployed yet)."""
+    own = set(s.domains) or {"localhost"}
+    resolve = " ".join(f"--resolve {d}:80:127.0.0.1 --resolve {d}:443:127.0.0.1" for d in sorted(own))
+
+    def fetch(url: str) -> tuple[int, str]:
+        # -k: this checks routing, not the certificate (tls --check does that); the server may not trust its CA
+        out = host.probe(f"curl -s -k --noproxy '*' -o /dev/null --max-time 10 {resolve} -w '%{{http_code}} %{{redirect_url}}' "
+                         f"{shlex.quote(url)}").stdout.strip()
+        status, _, location = out.partition(" ")
+        return int(status) if status.isdigit() else 0, location
+
+    base = f"{'https' if has_certificate(host, s) else 'http'}://{sorted(own)[0] if not s.domains else s.domains[0]}"
+    failures, notes = [], []
+    for path, _ in pages(s):
+        result = follow(fetch, base + path, own)
+        if result.problem is None:
+            continue
+        line = f"{path}: {result.problem}: {result.describe_chain()}"
+        (failures if strict or "redirect" in result.problem else notes).append(line)
+    for line in notes:
+        host.say(f"note: {line}")
+    if failures:
+        for line in failures:
+            host.say(f"smoke: {line}")
+        raise UserError(f"[{host.name}] smoke check failed: {failures[0]}")
+    host.say(f"smoke: {len(pages(s)) - len(notes)} of {len(pages(s))} pages answer through nginx without a loop")
+
+
+@task
+def smoke(c):
+    """Check key pages through nginx on the server: each answers, and none loops (the chain is shown)."""
+    s = settings_of(c)
+    smoke_check(host_of(c, s), s, strict=True)
+
+
+ns = Collection(smoke)
