@@ -263,9 +263,11 @@ def report(all_tools: list[Tool], calibration: list[float], files: int, size: in
     bytes_ratio = median(ours.change, "sent") / median(rsync.change, "sent")
     print("\naims:")
     for label, value, aim, ok in (
-            ("first upload, ours / rsync time", first_ratio, f"<= {AIM_FIRST_VS_RSYNC}x", first_ratio <= AIM_FIRST_VS_RSYNC),
+            ("first upload, ours / rsync time", first_ratio, f"<= {AIM_FIRST_VS_RSYNC}x",
+             first_ratio <= AIM_FIRST_VS_RSYNC),
             ("first upload, scp / ours time", scp_ratio, f">= {AIM_SCP_VS_OURS}x", scp_ratio >= AIM_SCP_VS_OURS),
-            ("one-file change, ours / rsync bytes sent", bytes_ratio, f"< {AIM_CHANGE_BYTES}x", bytes_ratio < AIM_CHANGE_BYTES)):
+            ("one-file change, ours / rsync bytes sent", bytes_ratio, f"< {AIM_CHANGE_BYTES}x",
+             bytes_ratio < AIM_CHANGE_BYTES)):
         print(f"  {label:<42} {value:6.2f}x  (aim {aim:<7}) {'PASS' if ok else 'MISS'}")
     print(f"\ntotal run time {total:.0f} s")
 

@@ -45,8 +45,8 @@ def checked_export(s):
     return export, info
 
 
-def tar_stream(export, plan: dict, send: list[str]):
-    """produce(write, advance) for Host.stream: the plan first, then the files to send, gzip level 1 (fast)."""
+def tar_stream(export, plan: dict):
+    """produce(write, advance) for Host.stream: the plan first, then the changed files, gzip level 1 (fast)."""
     def produce(write, advance):
         class Sink(io.RawIOBase):
             def writable(self):
@@ -62,7 +62,7 @@ def tar_stream(export, plan: dict, send: list[str]):
             member = tarfile.TarInfo(".qms-plan.json")
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
-            for rel in send + [bundle.BUILD_INFO]:
+            for rel in plan["changed"]:
                 path = export / rel
                 member = tarfile.TarInfo(rel)
                 member.size = path.stat().st_size
@@ -81,24 +81,26 @@ def upload(c):
     host = host_of(c, s)
     found = server_releases(host, s)
     current = next((r for r in found["releases"] if r["current"]), None)
-    if current and current["manifest"] == info["manifest"] and current["env"] == s.env:
+    current_manifest = releases.decode_manifest(current) if current else None
+    if current_manifest == info["manifest"] and current["env"] == s.env:
         host.say(f"release {current['id']} already serves this export: nothing to upload")
         return
-    send, link = releases.plan_upload(info["manifest"], current and current["manifest"])
+    changed, removed = releases.plan_upload(info["manifest"], current_manifest)
     rid = releases.release_id(datetime.now(timezone.utc), info["git_sha"], info["dirty"])
-    size = sum(info["manifest"][rel][1] for rel in send)
-    label = f"{releases.count(len(send), 'file')} ({releases.human_size(size)}) of release {rid}"
+    size = sum(entry[1] for entry in changed.values())
+    label = f"{releases.count(len(changed), 'file')} ({releases.human_size(size)}) of release {rid}"
     if found["out_is_dir"]:
         host.say(f"{s.frontend.dir}/{s.frontend.out} is a plain directory: it is kept as a release for rollback")
     root, out = releases.paths(s.app_root, s.frontend.dir, s.frontend.out)
-    plan = {"id": rid, "base": current and current["id"], "link": link, "manifest": info["manifest"],
-            "keep": s.frontend.keep_releases}
+    plan = {"id": rid, "base": current and current["id"], "changed": changed, "removed": removed,
+            "manifest_sha": releases.manifest_digest(info["manifest"]), "keep": s.frontend.keep_releases,
+            "info": {key: info[key] for key in ("env", "api_url", "git_sha", "dirty", "built_at")}}
     started = time.monotonic()
-    stdout = host.stream(releases.agent_command("receive", root, out), tar_stream(export, plan, send),
+    stdout = host.stream(releases.agent_command("receive", root, out), tar_stream(export, plan),
                          label=label, total=size)
     if stdout is None:   # --dry
-        host.say(f"would reuse {releases.count(len(link), 'unchanged file')} from {plan['base'] or 'no current release'} and switch "
-                 f"{out} to {rid}")
+        host.say(f"would reuse {releases.count(len(info['manifest']) - len(changed), 'unchanged file')} from "
+                 f"{plan['base'] or 'no current release'} and switch {out} to {rid}")
         return
     answer = releases.parse_agent_output(stdout)
     if "error" in answer:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
 from .errors import UserError
-from .settings import PROJECT_ROOT, Settings
+from .settings import Settings
+from .templates import render_template
 
 TEMPLATE = "site.conf.j2"
 DEFAULT_NGINX_VERSION = (1, 22)   # Debian 12's; the form of the http2 switch depends on it (see the template)
@@ -79,9 +78,7 @@ def site_context(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAUL
 
 def render(context: dict) -> str:
     """The template with these variables; a variable it uses and the context lacks is an error, not ''."""
-    env = Environment(loader=FileSystemLoader(str(PROJECT_ROOT / "nginx")), undefined=StrictUndefined,
-                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    return env.get_template(TEMPLATE).render(context)
+    return render_template("nginx", TEMPLATE, context)
 
 
 def render_site(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAULT_NGINX_VERSION) -> str:

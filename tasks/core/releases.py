@@ -1,7 +1,10 @@
 """Frontend releases, planned locally: ids, what to send and what the server can reuse, the agent's command line."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import zlib
 import posixpath
 import shlex
 from datetime import datetime
@@ -16,14 +19,23 @@ def release_id(now: datetime, git_sha: str, dirty: bool) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{git_sha[:7] or 'nogit'}{'-dirty' if dirty else ''}"
 
 
-def plan_upload(local: dict, current: Optional[dict]) -> tuple[list[str], list[str]]:
-    """(send, link): files whose content the server lacks, and files it can hard-link from the current release."""
+def plan_upload(local: dict, current: Optional[dict]) -> tuple[dict, list[str]]:
+    """(changed, removed): entries the server lacks (sent with their files), and paths it must drop. All else it
+    hard-links from the current release, so only the difference travels, manifest included."""
     current = current or {}
-    send, link = [], []
-    for rel, (sha, size) in sorted(local.items()):
-        same = current.get(rel)
-        (link if same is not None and list(same) == [sha, size] else send).append(rel)
-    return send, link
+    changed = {rel: entry for rel, entry in sorted(local.items()) if list(current.get(rel) or []) != list(entry)}
+    removed = sorted(set(current) - set(local))
+    return changed, removed
+
+
+def manifest_digest(manifest: dict) -> str:
+    """What the server's rebuilt manifest must hash to (the agent computes the same, standard library only)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def decode_manifest(row: dict) -> Optional[dict]:
+    packed = row.get("manifest_gz")
+    return json.loads(zlib.decompress(base64.b64decode(packed))) if packed else None
 
 
 def paths(app_root: str, frontend_dir: str, out: str) -> tuple[str, str]:

@@ -1,13 +1,15 @@
 """Runs ON THE SERVER (python3 -c, standard library only): frontend releases.
 
-  receive  read one tar stream from stdin: a plan, then only the changed files; link the unchanged ones from the
-           current release; verify everything against the manifest; set modes; switch `out` atomically; prune
+  receive  read one tar stream from stdin: a plan (what differs from the current release), then only the changed
+           files; link the unchanged ones from the current release; verify everything against the rebuilt manifest;
+           files 644 and directories 755 from creation; switch `out` atomically; prune
   list     the releases, as JSON
 
 Layout: RELEASES/<id>/ complete releases, RELEASES/.incoming-<id>/ one being received (a leftover of a killed
 upload is removed by the next one), OUT -> releases/<id> (relative symlink; replaced with rename(2), so nginx
 sees the old release or the new one, never a mix).
 """
+import base64
 import hashlib
 import json
 import os
@@ -15,8 +17,8 @@ import shutil
 import sys
 import tarfile
 import time
+import zlib
 
-DIR_MODE, FILE_MODE = 0o755, 0o644   # nginx reads as another user; nothing group/world-writable
 INCOMING = ".incoming-"
 
 
@@ -51,7 +53,20 @@ def releases(root):
     return sorted(names, key=lambda n: (os.stat(os.path.join(root, n)).st_mtime_ns, n))
 
 
+def canonical(manifest):
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def read_manifest(release_dir):
+    try:
+        with open(os.path.join(release_dir, "build-info.json")) as f:
+            return json.load(f).get("manifest", {})
+    except (OSError, ValueError):
+        return {}
+
+
 def receive(root, out):
+    os.umask(0o022)   # files 644 and directories 755 as they are created: no chmod pass afterwards
     os.makedirs(root, exist_ok=True)
     for name in os.listdir(root):   # leftovers of an upload that was killed
         if name.startswith(INCOMING):
@@ -61,34 +76,44 @@ def receive(root, out):
     if first is None or first.name != ".qms-plan.json":
         fail("the upload stream does not start with a plan")
     plan = json.loads(stream.extractfile(first).read())
-    base, manifest = plan.get("base"), plan["manifest"]
+    base, changed = plan.get("base"), plan["changed"]
+    # The client sends only what differs from the base release; the whole manifest is rebuilt here and must hash
+    # to what the client built, or the base changed under us.
+    manifest = read_manifest(os.path.join(root, base)) if base else {}
+    for rel in plan["removed"]:
+        manifest.pop(rel, None)
+    manifest.update(changed)
+    if canonical(manifest) != plan["manifest_sha"]:
+        fail("the server's current release is not the one this upload was planned against: upload again")
     rid, n = plan["id"], 1
     while os.path.exists(os.path.join(root, rid)):   # two uploads within one second
         n += 1
         rid = "%s-%d" % (plan["id"], n)
     incoming = os.path.join(root, INCOMING + rid)
-    os.mkdir(incoming, DIR_MODE)
+    os.mkdir(incoming)
+    made = {incoming}
     try:
         linked = 0
-        for rel in plan["link"]:
-            dest = safe_join(incoming, rel)
-            os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)
-            os.link(os.path.join(root, base, rel), dest)   # same content: share the file, send nothing
-            linked += 1
+        for rel in manifest:
+            if rel not in changed:
+                dest = safe_join(incoming, rel)
+                make_parents(dest, made)
+                os.link(os.path.join(root, base, *rel.split("/")), dest)   # same content: share it, send nothing
+                linked += 1
         received = 0
         for member in iter(stream.next, None):
-            if not member.isfile():
-                fail("only regular files may be uploaded: %r" % member.name)
+            if not member.isfile() or member.name not in changed:
+                fail("unexpected entry in the upload: %r" % member.name)
             dest = safe_join(incoming, member.name)
-            os.makedirs(os.path.dirname(dest), DIR_MODE, exist_ok=True)
-            with open(dest + ".part", "wb") as f:
-                shutil.copyfileobj(stream.extractfile(member), f)
-            os.replace(dest + ".part", dest)   # never write into a linked file: that would change the old release
+            make_parents(dest, made)
+            with open(dest, "xb") as f:   # a new inode: never one shared with an older release
+                shutil.copyfileobj(stream.extractfile(member), f, 1 << 20)
             received += 1
         problems = verify(incoming, manifest)
         if problems:
             fail("release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
-        set_modes(incoming)
+        with open(os.path.join(incoming, "build-info.json"), "w") as f:
+            f.write(json.dumps(dict(plan["info"], manifest=manifest), indent=1, sort_keys=True) + "\n")
         os.utime(incoming)   # completion time orders the releases
         os.rename(incoming, os.path.join(root, rid))
     except BaseException:
@@ -97,17 +122,22 @@ def receive(root, out):
     previous = current_id(out)
     switch(root, out, rid)
     pruned = prune(root, rid, previous, plan["keep"])
-    print(json.dumps({"id": rid, "previous": previous, "linked": linked, "received": received,
-                      "pruned": pruned, "adopted": plan.get("adopted")}))
+    print(json.dumps({"id": rid, "previous": previous, "linked": linked, "received": received, "pruned": pruned}))
+
+
+def make_parents(path, made):
+    parent = os.path.dirname(path)
+    if parent not in made:
+        os.makedirs(parent, exist_ok=True)
+        made.add(parent)
 
 
 def verify(release, manifest):
     problems = []
-    expected = set(manifest) | {"build-info.json"}
     for dirpath, _, names in os.walk(release):
         for name in names:
             rel = os.path.relpath(os.path.join(dirpath, name), release).replace(os.sep, "/")
-            if rel not in expected:
+            if rel not in manifest:
                 problems.append("unexpected file " + rel)
     for rel, (sha, size) in manifest.items():
         path = os.path.join(release, *rel.split("/"))
@@ -116,15 +146,6 @@ def verify(release, manifest):
         elif os.path.getsize(path) != size or digest(path) != sha:
             problems.append("content differs: " + rel)
     return problems
-
-
-def set_modes(release):
-    os.chmod(release, DIR_MODE)
-    for dirpath, dirs, names in os.walk(release):
-        for d in dirs:
-            os.chmod(os.path.join(dirpath, d), DIR_MODE)
-        for n in names:
-            os.chmod(os.path.join(dirpath, n), FILE_MODE)
 
 
 def switch(root, out, rid):
@@ -161,8 +182,10 @@ def listing(root, out):
             pass
         rows.append({"id": name, "current": name == current, "env": info.get("env"), "git_sha": info.get("git_sha"),
                      "dirty": info.get("dirty"), "built_at": info.get("built_at"), "api_url": info.get("api_url"),
-                     "files": len(info.get("manifest", {})), "manifest": info.get("manifest") if name == current
-                     else None})
+                     "files": len(info.get("manifest", {}))})
+        if name == current:   # the client plans the next upload against it; compressed, it is a third the size
+            rows[-1]["manifest_gz"] = base64.b64encode(zlib.compress(json.dumps(info.get("manifest", {})).encode(),
+                                                                     6)).decode()
     print(json.dumps({"current": current, "out_is_dir": os.path.isdir(out) and not os.path.islink(out),
                       "releases": rows}))
 

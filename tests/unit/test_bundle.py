@@ -43,8 +43,14 @@ def test_environment_mismatch_names_both_and_the_fix(tmp_path):
 def test_plan_upload_sends_only_changed_files():
     local = {"a.html": ["1", 10], "b.js": ["2", 20], "c.css": ["3", 30]}
     current = {"a.html": ["1", 10], "b.js": ["9", 20], "old.js": ["4", 1]}
-    assert releases.plan_upload(local, current) == (["b.js", "c.css"], ["a.html"])
-    assert releases.plan_upload(local, None) == (["a.html", "b.js", "c.css"], [])
+    assert releases.plan_upload(local, current) == ({"b.js": ["2", 20], "c.css": ["3", 30]}, ["old.js"])
+    assert releases.plan_upload(local, None) == (local, [])
+
+
+def test_manifest_digest_matches_the_agents():
+    from tasks.remote.release_agent import canonical
+    manifest = {"b.js": ["2", 20], "a.html": ["1", 10]}
+    assert releases.manifest_digest(manifest) == canonical(dict(reversed(list(manifest.items()))))
 
 
 def test_release_ids_sort_by_time_and_name_the_commit():
