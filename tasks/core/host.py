@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import queue
 import shlex
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -111,10 +113,7 @@ class Host:
         channel = self.conn.client.get_transport().open_session()
         channel.exec_command(command)
         with transfer_progress(total, label) as advance:
-            try:
-                produce(channel.sendall, advance)
-            except OSError:
-                pass   # the server stopped reading: its answer below says why
+            send_pipelined(produce, channel.sendall, advance)
             channel.shutdown_write()
         stdout, stderr = _drain(channel)
         code = channel.recv_exit_status()
@@ -200,6 +199,40 @@ class Host:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise UserError(f"cannot reach {self.name} ({self.conn.host}:{self.conn.port}): {reason}") from None
         return self
+
+
+def send_pipelined(produce, send, advance) -> None:
+    """Run `produce(write, advance)` in a thread while this one sends: compressing the next chunk overlaps with
+    encrypting and sending this one (zlib and the ciphers release the GIL). A send error stops both."""
+    chunks: queue.Queue = queue.Queue(maxsize=32)
+    failed = threading.Event()
+    errors: list[BaseException] = []
+
+    def put(data: bytes) -> None:
+        if failed.is_set():
+            raise OSError("the server stopped reading")
+        chunks.put(data)
+
+    def producer() -> None:
+        try:
+            produce(put, advance)
+        except BaseException as e:   # re-raised below, in the caller's thread
+            errors.append(e)
+        finally:
+            chunks.put(None)
+
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    while (data := chunks.get()) is not None:
+        if failed.is_set():
+            continue   # drain, so the producer can finish
+        try:
+            send(data)
+        except OSError:
+            failed.set()   # the server stopped reading: its answer (read next) says why
+    thread.join()
+    if errors and not failed.is_set():
+        raise errors[0]
 
 
 def _drain(channel) -> tuple[str, str]:
