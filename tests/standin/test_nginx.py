@@ -93,3 +93,17 @@ def test_a_redirect_loop_is_caught_with_its_chain(standin, tmp_path):
     fixed = fab("-f", conf, "nginx-reload")
     assert fixed.returncode == 0, fixed.stderr
     assert "smoke: 2 of 4 pages answer" in fixed.stdout
+
+
+def test_a_site_broken_on_purpose_is_rejected_and_the_old_one_keeps_serving(standin, tmp_path):
+    """A directive nginx does not know passes the local lint; the server's nginx -t catches it."""
+    assert standin.fab("nginx-reload", "--force").returncode == 0
+    before = standin.ssh(f"cat {SITE}").stdout
+    conf = tmp_path / "broken.yaml"
+    conf.write_text(standin.conf.read_text().replace(
+        "qms:\n", "qms:\n  nginx:\n    server_extra: 'bogus_directive on;'\n"))
+    result = fab("-f", conf, "nginx-reload")
+    assert_one_line_error(result, "nginx -t rejected the new site", 'unknown directive "bogus_directive"')
+    assert standin.ssh(f"cat {SITE}").stdout == before
+    assert standin.ssh("sudo nginx -t 2>&1").returncode == 0
+    assert get(standin, "/.well-known/acme-challenge/missing") == 404

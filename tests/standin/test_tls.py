@@ -66,6 +66,11 @@ def test_tls_issues_with_webroot_and_the_template_serves_https(box):
     # certbot left the site alone: it is exactly what the template renders
     again = box.fab("nginx-reload")
     assert again.returncode == 0 and "nothing to reload" in again.stdout
+    # and re-installing the template keeps HTTPS (the guide's section 11 cannot happen)
+    forced = box.fab("nginx-reload", "--force")
+    assert forced.returncode == 0, forced.stderr
+    code, _, body, rc = curl(box, "https://qms.test/admin/users/")
+    assert rc == 0 and code == 200 and "QMS frontend tls" in body
     assert "managed by Certbot" not in box.ssh("cat /etc/nginx/sites-available/qms").stdout
 
 
