@@ -180,3 +180,15 @@ def test_real_build_with_a_local_api_url_is_refused_naming_file_and_text(standin
     line = assert_one_line_error(result, "the bundle would call the wrong API", "'http://127.0.0.1:8000/api'",
                                  alone=False)
     assert "_next/static/chunks/" in line
+
+
+def test_a_dry_upload_sends_nothing_and_says_what_it_would_do(served, app):
+    conf, out = app
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, marker="dry")
+    before = served.snapshot()
+    result = fab("-f", conf, "--dry", "upload")
+    assert result.returncode == 0, result.stderr
+    assert "would send 8 files" in result.stdout and "would reuse" in result.stdout
+    assert served.snapshot() == before
+    assert "QMS frontend dry" not in site(served)[1]
