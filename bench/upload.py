@@ -212,13 +212,14 @@ def tools(conf: Path, app_dir: Path) -> list[Tool]:
 def run_benchmark(all_tools: list[Tool], out: Path) -> list[float]:
     """Returns the file-system calibration of each round."""
     calibration = []
-    # Interleaved (ours, rsync, scp in each round) so that a slow moment of the machine hits all tools alike.
+    # Interleaved, and the order rotated each round, so that a slow moment of the machine hits all tools alike;
+    # `sync` after each clean-up, so that no tool pays for flushing what the one before it wrote or deleted.
     for run in range(RUNS):
         calibration.append(file_system_seconds())
         print(f"  round {run + 1}/{RUNS}: the stand-in creates 3,000 files of 10 KB in {calibration[-1]:.2f} s",
               flush=True)
-        for tool in all_tools:
-            on_standin(tool.forget)
+        for tool in all_tools[run:] + all_tools[:run]:
+            on_standin(f"{tool.forget} && sync")
             tool.first.append(measure(tool.command, tool.cwd))
             print(f"  first upload  {run + 1}/{RUNS}  {tool.name:<18} {tool.first[-1].seconds:6.2f} s "
                   f"{tool.first[-1].sent:>12,} B", flush=True)
@@ -226,7 +227,8 @@ def run_benchmark(all_tools: list[Tool], out: Path) -> list[float]:
     # (scp knows no "changed files": it copies the whole tree again, which is what people do with it).
     for run in range(RUNS):
         change_one_file(out, run)
-        for tool in all_tools:
+        on_standin("sync")
+        for tool in all_tools[run:] + all_tools[:run]:
             tool.change.append(measure(tool.command, tool.cwd))
             print(f"  one-file change {run + 1}/{RUNS}  {tool.name:<18} {tool.change[-1].seconds:6.2f} s "
                   f"{tool.change[-1].sent:>12,} B", flush=True)
