@@ -41,10 +41,13 @@ def verify(host, s) -> list[str]:
     problems = [f"{s.nginx.user} cannot read {path}" for _, path in
                 facts.parse_access(host.probe(facts.access_command(s.nginx.user, reads), sudo=True).stdout)]
     domain = (s.domains or ["localhost"])[0]
-    served = host.probe(f"curl -s -H 'Host: {domain}' http://127.0.0.1/ | sha256sum").stdout.split()[:1]
+    # -L -k: follow the redirect to HTTPS once TLS is on; this checks what is served, not the certificate
+    curl = (f"curl -s -L -k --noproxy '*' --resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1 "
+            f"http://{domain}/")
+    served = host.probe(f"{curl} | sha256sum").stdout.split()[:1]
     wanted = host.probe(f"sha256sum < {shlex.quote(index)}", sudo=True).stdout.split()[:1]
     if served != wanted:
-        code = host.probe(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {domain}' http://127.0.0.1/").stdout
+        code = host.probe(f"{curl} -o /dev/null -w '%{{http_code}}'").stdout
         problems.append(f"nginx does not serve {index} for http://{domain}/ (it answers {code.strip() or 'nothing'}"
                         "; is the site installed? run nginx-reload)")
     return problems

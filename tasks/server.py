@@ -10,7 +10,7 @@ from .core.runtime import host_of, settings_of
 
 # Paths the tool writes inside the app's git clone; kept out of `git status` so a dirty-tree check sees only
 # real edits on the server.
-TOOL_PATHS = ("/.deploy/", "/backups/", "/{frontend}/releases/", "/{frontend}/{out}")
+TOOL_PATHS = ("/.deploy/", "/backups/", "/.env", "/{frontend}/releases/", "/{frontend}/{out}")
 
 
 def layout(s) -> list[tuple[str, int]]:
@@ -23,6 +23,15 @@ def layout(s) -> list[tuple[str, int]]:
         (posixpath.join(root, ".deploy"), 0o750),     # lock, history
         (posixpath.join(root, "backups"), 0o700),     # database copies: the owner only
     ]
+
+
+def exclude_tool_paths(host, s) -> list[bool]:
+    """Keep what the tool writes inside the clone out of `git status` (nothing to do before the clone exists)."""
+    git_dir = posixpath.join(s.app_root, ".git")
+    if host.stat(git_dir) is None:
+        return []
+    exclude = posixpath.join(git_dir, "info", "exclude")
+    return [host.append_line(exclude, p.format(frontend=s.frontend.dir, out=s.frontend.out)) for p in TOOL_PATHS]
 
 
 @task
@@ -48,12 +57,7 @@ def prepare(c):
     """Create the server's directory layout (app root, releases, .deploy, backups) with safe modes; idempotent."""
     s = settings_of(c)
     host = host_of(c, s)
-    changed = [host.ensure_dir(path, mode) for path, mode in layout(s)]
-    git_dir = posixpath.join(s.app_root, ".git")
-    if host.stat(git_dir) is not None:
-        exclude = posixpath.join(git_dir, "info", "exclude")
-        changed += [host.append_line(exclude, p.format(frontend=s.frontend.dir, out=s.frontend.out))
-                    for p in TOOL_PATHS]
+    changed = [host.ensure_dir(path, mode) for path, mode in layout(s)] + exclude_tool_paths(host, s)
     host.say("would change the server" if host.dry and any(changed)
              else "layout changed" if any(changed) else "layout already in place: nothing changed")
 

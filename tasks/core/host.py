@@ -138,12 +138,13 @@ class Host:
         return self.report(f"{path}/", bool(commands), facts.describe(mode, owner, group))
 
     def put(self, path: str, content: bytes | str, mode: int = 0o644, owner: Optional[str] = None,
-            group: Optional[str] = None, show_diff: Optional[bool] = None) -> bool:
+            group: Optional[str] = None, show_diff: Optional[bool] = None, quiet: bool = False) -> bool:
         """Make `path` hold exactly `content`, replaced atomically, only when content or attributes differ.
         The diff is printed when show_diff is True, or by default under --dry and -e."""
         data = content.encode() if isinstance(content, str) else content
         owner = owner or self.owner
         group = group or owner
+        report = (lambda what, changed, detail="": changed) if quiet else self.report
         state = self.stat(path, with_hash=True)
         if state is not None and not state.is_file:
             raise UserError(f"[{self.name}] {path} is a {state.kind}, not a file: move it away first")
@@ -151,12 +152,12 @@ class Host:
             commands = facts.attribute_commands(state, path, mode, owner, group)
             if commands:
                 self.sudo(" && ".join(commands))
-            return self.report(path, bool(commands), facts.describe(mode, owner, group))
+            return report(path, bool(commands), facts.describe(mode, owner, group))
         if show_diff or (show_diff is None and (self.dry or self.echo)):
             old = self.read(path) if state is not None else None
             sys.stdout.write(facts.text_diff(old, data, path))
         if self.dry:
-            return self.report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
+            return report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
         # Upload into a private temp file, then install it beside the target and rename: readers never see
         # a half-written file, and the content is never readable by others on the way.
         staged = self.run("umask 077 && mktemp /tmp/qms-put.XXXXXXXX").stdout.strip()
@@ -168,7 +169,7 @@ class Host:
             raise
         self.sudo(f"trap 'rm -f -- {staged}' EXIT; install -m {mode:04o} -o {shlex.quote(owner)} "
                   f"-g {shlex.quote(group)} -- {qs} {tmp} && mv -f -- {tmp} {q}")
-        return self.report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
+        return report(path, True, f"{len(data)} bytes, {facts.describe(mode, owner, group)}")
 
     def append_line(self, path: str, line: str) -> bool:
         """Add `line` to a file (created when missing) unless a line exactly like it is there already."""

@@ -101,6 +101,13 @@ SCHEMA: dict = {
         "api_prefix": Field("/api/", url_prefix, "URL prefix of the API, proxied to the backend"),
         "static_url": Field("/static/", url_prefix, "Django's STATIC_URL, served by nginx"),
         "static_dir": Field("staticfiles", relative_path, "Django's STATIC_ROOT inside backend.dir (collectstatic)"),
+        "database": Field("db.sqlite3", relative_path, "the SQLite file, inside backend.dir (DATABASE_PATH)"),
+        "workers": Field(2, integer(2, 16), "uvicorn workers (2 or more: SIGHUP then restarts them one by one)"),
+        "memory_max": Field("400M", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[KMG]", v) is not None,
+                                            "a size such as 400M"), "systemd MemoryMax of the backend (1 GB box)"),
+        "graceful_seconds": Field(20, integer(1, 600), "how long a stopping worker may finish its requests"),
+        "uv": Field(None, optional(absolute_path), "absolute path of uv on the server (default: found, or installed)"),
+        "env": Field({}, string_map, "more variables for the server's .env (not secrets: those go in the secrets file)"),
     },
     "nginx": {
         "site": Field("qms", unit_name, "name of the nginx site file"),

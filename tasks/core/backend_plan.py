@@ -1,0 +1,131 @@
+"""The backend, planned: server paths, the systemd units, the server's .env, and checks on them. Pure."""
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Optional
+
+from .errors import UserError
+from .settings import Settings
+from .templates import render_template
+
+
+def backend_dir(s: Settings) -> str:
+    return posixpath.join(s.app_root, s.backend.dir)
+
+
+def venv_bin(s: Settings, name: str) -> str:
+    return posixpath.join(backend_dir(s), ".venv", "bin", name)
+
+
+def env_file(s: Settings) -> str:
+    return posixpath.join(s.app_root, ".env")
+
+
+def database_path(s: Settings) -> str:
+    return posixpath.join(backend_dir(s), s.backend.database)
+
+
+def unit_paths(s: Settings) -> dict[str, str]:
+    return {kind: f"/etc/systemd/system/{s.backend.unit}.{kind}" for kind in ("socket", "service")}
+
+
+def render_units(s: Settings) -> dict[str, str]:
+    """{'socket': text, 'service': text}: absolute paths only, so systemd needs no PATH (guide section 5)."""
+    context = {
+        "unit": s.backend.unit, "user": s.user, "group": s.user, "asgi_app": s.backend.asgi_app,
+        "backend_dir": backend_dir(s), "env_file": env_file(s), "uvicorn": venv_bin(s, "uvicorn"),
+        "workers": s.backend.workers, "graceful_seconds": s.backend.graceful_seconds,
+        "memory_max": s.backend.memory_max, "listen": f"127.0.0.1:{s.backend.port}",
+        # the SQLite directory: the database, its journal and WAL files
+        "writable": [posixpath.dirname(database_path(s))],
+    }
+    return {kind: render_template("systemd", f"backend.{kind}.j2", context) for kind in ("socket", "service")}
+
+
+def exec_start_problem(service_text: str, executable: Optional[bool]) -> Optional[str]:
+    """Why the unit's ExecStart cannot start (the guide's 203/EXEC), or None. `executable`: what the server said
+    about the program (None when not asked yet)."""
+    line = next((l for l in service_text.splitlines() if l.startswith("ExecStart=")), None)
+    if line is None:
+        return "the unit has no ExecStart"
+    program = shlex.split(line.partition("=")[2])[0].lstrip("-@:+!")
+    if not program.startswith("/"):
+        return (f"ExecStart runs {program!r}, not an absolute path: systemd does not search ~/.local/bin "
+                f"(status=203/EXEC); give the absolute path")
+    if executable is False:
+        return f"ExecStart's {program} does not exist or is not executable on the server: run deps first"
+    return None
+
+
+def exec_start_program(service_text: str) -> str:
+    line = next(l for l in service_text.splitlines() if l.startswith("ExecStart="))
+    return shlex.split(line.partition("=")[2])[0].lstrip("-@:+!")
+
+
+def origins(s: Settings) -> list[str]:
+    return [f"https://{d}" for d in s.domains]
+
+
+def render_env(s: Settings) -> str:
+    """The server's .env (systemd EnvironmentFile syntax: double quotes, backslash escapes, no $ expansion)."""
+    secret_key = s.secrets.get("SECRET_KEY")
+    if not secret_key:
+        raise UserError(f"SECRET_KEY is missing from {s.secrets_path}: add a long random value "
+                        "(see conf/secrets.env.example)")
+    values = {
+        "SECRET_KEY": secret_key,
+        "DEBUG": "0",
+        # 127.0.0.1 and localhost: the health checks this tool runs on the server itself
+        "ALLOWED_HOSTS": ",".join([*s.domains, "127.0.0.1", "localhost"]),
+        "CORS_ALLOWED_ORIGINS": ",".join(origins(s)),
+        "CSRF_TRUSTED_ORIGINS": ",".join(origins(s)),
+        "DATABASE_PATH": database_path(s),
+        "STATIC_ROOT": posixpath.join(backend_dir(s), s.backend.static_dir),
+        **s.backend.env,
+    }
+    lines = ["# Written by qms-deploy from the settings and the secrets file: edits here are overwritten."]
+    for key, value in values.items():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{escaped}"')
+    return "\n".join(lines) + "\n"
+
+
+def manage_command(s: Settings, args: str) -> str:
+    """manage.py in exactly the service's environment: same user, directory and EnvironmentFile (run as root)."""
+    return (f"systemd-run --quiet --pipe --wait --collect --uid={shlex.quote(s.user)} --gid={shlex.quote(s.user)} "
+            f"-p WorkingDirectory={shlex.quote(backend_dir(s))} -p EnvironmentFile={shlex.quote(env_file(s))} "
+            f"{shlex.quote(venv_bin(s, 'python'))} manage.py {' '.join(shlex.quote(a) for a in shlex.split(args))}")
+
+
+def pending_migrations(showmigrations_plan: str) -> list[str]:
+    """From `manage.py showmigrations --plan`: the migrations not applied yet, in order."""
+    return [line.split("]", 1)[1].strip() for line in showmigrations_plan.splitlines()
+            if line.strip().startswith("[ ]")]
+
+
+# Standard library only, run by the server's python3: SQLite's online backup API (never a plain copy of a live
+# file), then an integrity check of the copy. Prints the check's answer.
+SQLITE_BACKUP = """
+import os, sqlite3, sys
+source, target = sys.argv[1:3]
+os.umask(0o077)
+src = sqlite3.connect("file:%s?mode=ro" % source, uri=True)
+dst = sqlite3.connect(target)
+src.backup(dst)
+src.close()
+verdict = dst.execute("PRAGMA integrity_check").fetchone()[0]
+dst.close()
+print(verdict)
+sys.exit(0 if verdict == "ok" else 1)
+"""
+
+
+def sqlite_backup_command(source: str, target: str) -> str:
+    return f"python3 -c {shlex.quote(SQLITE_BACKUP)} {shlex.quote(source)} {shlex.quote(target)}"
+
+
+def uv_candidates(s: Settings, home: str) -> list[str]:
+    """Where uv may be: the setting, then the usual install places (~/.local/bin is where the guide had it)."""
+    found = [s.backend.uv] if s.backend.uv else []
+    return found + [posixpath.join(home, ".local/bin/uv"), "/usr/local/bin/uv", "/opt/uv/bin/uv", "/usr/bin/uv"]

@@ -1,0 +1,77 @@
+"""The server's clone (guide section 5, daily update: `git pull` by hand on the server).
+
+Fast-forward only, and never over local edits: a dirty tree or diverged history is refused with what is there and
+how to proceed. Previous and new commit are recorded in .deploy/git.json for rollback.
+"""
+import json
+import posixpath
+import shlex
+from datetime import datetime, timezone
+
+from invoke import Collection, task
+
+from .core.errors import UserError
+from .core.runtime import host_of, settings_of
+from .server import exclude_tool_paths
+
+
+def git(s, args: str) -> str:
+    return f"git -C {shlex.quote(s.app_root)} {args}"
+
+
+def head(host, s) -> str:
+    result = host.probe(git(s, "rev-parse -q --verify HEAD"))
+    return result.stdout.strip() if result.ok else ""
+
+
+@task(help={"ref": "branch, tag or commit to go to (default: the setting qms.branch)"})
+def git_pull(c, ref=None):
+    """Fetch and fast-forward the server's clone (cloning it the first time); refuse local edits or diverged history."""
+    s = settings_of(c)
+    repo = s.require("repo", "git-pull")
+    host = host_of(c, s)
+    target = ref or s.branch
+    if not host.probe(f"test -d {shlex.quote(posixpath.join(s.app_root, '.git'))}").ok:
+        host.ensure_dir(s.app_root, 0o755)
+        host.run(git(s, f"init -q -b {shlex.quote(s.branch)} && ") + git(s, f"remote add origin {shlex.quote(repo)}"))
+        host.say(f"new clone of {repo} in {s.app_root}")
+    elif host.probe(git(s, "remote get-url origin")).stdout.strip() != repo:
+        host.run(git(s, f"remote set-url origin {shlex.quote(repo)}"))
+        host.say(f"origin is now {repo} (from the settings)")
+    if not host.dry:
+        exclude_tool_paths(host, s)
+    dirty = host.probe(git(s, "status --porcelain --untracked-files=normal")).stdout.splitlines()
+    if dirty:
+        shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        raise UserError(f"[{host.name}] the clone in {s.app_root} has local changes ({shown}): put them in the "
+                        f"repository, or discard them with `git -C {s.app_root} stash -u`, then run git-pull again")
+    previous = head(host, s)
+    if host.dry:
+        remote = host.probe(git(s, f"ls-remote origin {shlex.quote(target)}")).stdout.split()[:1]
+        host.say(f"would fetch {target} ({remote[0][:7] if remote else 'not found'}) and fast-forward from "
+                 f"{previous[:7] or 'nothing'}")
+        return
+    fetched = host.run(git(s, f"fetch -q origin {shlex.quote(target)}"), warn=True)
+    if fetched.failed:
+        raise UserError(f"[{host.name}] cannot fetch {target} from {repo}: "
+                        f"{(fetched.stderr.strip().splitlines() or ['no output'])[-1]}")
+    new = host.probe(git(s, "rev-parse FETCH_HEAD^{commit}")).stdout.strip()
+    if previous == new:
+        host.say(f"already at {new[:7]} ({target})")
+        return
+    if previous and not host.probe(git(s, f"merge-base --is-ancestor {previous} {new}")).ok:
+        raise UserError(f"[{host.name}] {target} ({new[:7]}) does not contain the server's commit {previous[:7]}: "
+                        f"history was rewritten or the server has commits of its own; to take {target} anyway: "
+                        f"git -C {s.app_root} reset --keep {new[:12]}")
+    switch = f"merge -q --ff-only {new}" if previous else f"checkout -q -B {shlex.quote(s.branch)} {new}"
+    moved = host.run(git(s, switch), warn=True)
+    if moved.failed:
+        raise UserError(f"[{host.name}] git could not move to {new[:7]}: "
+                        f"{(moved.stderr.strip().splitlines() or ['no output'])[-1]}")
+    record = {"previous": previous, "new": new, "ref": target, "at": datetime.now(timezone.utc).isoformat()}
+    host.put(posixpath.join(s.app_root, ".deploy", "git.json"), json.dumps(record) + "\n", 0o640, show_diff=False)
+    count = host.probe(git(s, f"rev-list --count {previous}..{new}")).stdout.strip() if previous else "all"
+    host.say(f"{previous[:7] or 'empty'} -> {new[:7]} ({count} commits from {target})")
+
+
+ns = Collection(git_pull)

@@ -1,0 +1,173 @@
+"""The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a new commit with a
+migration and an endpoint, a commit that cannot start, and restarts under steady traffic with no failed request."""
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.conftest import REPO, assert_one_line_error
+from tests.export_fixture import make_export
+from tests.standin.conftest import make_standin, standin_cmd
+
+pytestmark = pytest.mark.standin
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    """A stand-in serving the example app: frontend release, backend running under systemd, over HTTPS."""
+    tmp = tmp_path_factory.mktemp("backend")
+    s = make_standin("qmsback", tmp)
+    s.app = tmp / "app"                 # the team's working copy: tests commit changes from here
+    shutil.copytree(REPO / "tests/example_app", s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
+    make_export(s.app / "frontend" / "out", marker="backend")
+    (tmp / "standin.env").write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n")
+    s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {s.app}")
+                      .replace("qms:\n", f"qms:\n  secrets_file: {tmp / 'standin.env'}\n"))
+    s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
+    s.publish("example app v1")
+    # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.
+    s.ssh("python3 -m pip install -q --user --break-system-packages uv && test -x ~/.local/bin/uv")
+    s.steps = {}
+    for step in ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload",
+                 "nginx-reload", "tls", "fix-perms", "restart"):
+        result = s.fab(step)
+        assert result.returncode == 0, f"{step}: {result.stdout[-1500:]}{result.stderr}"
+        s.steps[step] = result.stdout
+    yield s
+    standin_cmd("down", "--name", s.name, check=False)
+
+
+def get(box, path):
+    """GET through nginx over HTTPS, as a browser of qms.test would (pebble's root trusted)."""
+    result = subprocess.run(["curl", "-s", "--noproxy", "*", "--cacert", str(box.dir / "acme-root.pem"),
+                             "--resolve", f"qms.test:443:{box.address}", "-w", "\n%{http_code}",
+                             f"https://qms.test{path}"], capture_output=True, text=True, timeout=30)
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def test_uv_from_local_bin_and_the_service_comes_up(box):
+    assert "/home/ubuntu/.local/bin/uv" in box.steps["deps"]
+    assert box.ssh("systemctl is-active qms-backend.service").stdout.strip() == "active"
+    unit = box.ssh("cat /etc/systemd/system/qms-backend.service").stdout
+    assert "ExecStart=/home/ubuntu/QMS/backend/.venv/bin/uvicorn " in unit and " uv " not in unit
+    assert box.ssh("stat -c %a /home/ubuntu/QMS/.env").stdout.strip() == "600"
+    code, body = get(box, "/api/health/")
+    assert code == 200 and '"status": "ok"' in body
+    assert get(box, "/django-admin/login/")[0] == 200
+    assert get(box, "/static/admin/css/base.css")[0] == 200   # collectstatic, served by nginx
+
+
+def test_a_commit_with_a_migration_and_an_endpoint(box):
+    models = box.app / "backend/quality/models.py"
+    models.write_text(models.read_text().replace(
+        "    created_at = models.DateTimeField(auto_now_add=True)\n",
+        "    created_at = models.DateTimeField(auto_now_add=True)\n"
+        "    owner = models.CharField(max_length=100, blank=True, default=\"\")\n"))
+    (box.app / "backend/quality/migrations/0002_defect_owner.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [(\"quality\", \"0001_initial\")]\n"
+        "    operations = [migrations.AddField(model_name=\"defect\", name=\"owner\", "
+        "field=models.CharField(blank=True, default=\"\", max_length=100))]\n")
+    views = box.app / "backend/quality/views.py"
+    views.write_text(views.read_text() + "\n\ndef owners(request):\n"
+                     "    return JsonResponse({\"owners\": sorted(set(Defect.objects.values_list(\"owner\", flat=True)))})\n")
+    urls = box.app / "backend/quality/urls.py"
+    urls.write_text(urls.read_text().replace('    path("version/"', '    path("owners/", views.owners, name="owners"),\n'
+                                                                    '    path("version/"'))
+    assert "from .models import Defect" in views.read_text() or "Defect" in views.read_text()
+    box.publish("owners endpoint and migration")
+    assert get(box, "/api/owners/")[0] == 404
+
+    pulled = box.fab("git-pull")
+    assert pulled.returncode == 0 and "(1 commits from main)" in pulled.stdout
+    for step in ("deps", "migrate", "collectstatic", "restart"):
+        result = box.fab(step)
+        assert result.returncode == 0, f"{step}: {result.stdout}{result.stderr}"
+        if step == "migrate":
+            assert "pending migrations: quality.0002_defect_owner" in result.stdout
+            backup = result.stdout.split("database backed up to ")[1].split()[0]
+    code, body = get(box, "/api/owners/")
+    assert code == 200 and '"owners"' in body
+    assert box.ssh(f"sqlite3 {backup} 'PRAGMA integrity_check'").stdout.strip() == "ok"
+    assert box.ssh(f"stat -c %a {backup}").stdout.strip() == "600"
+    assert "owner" not in box.ssh(f"sqlite3 {backup} '.schema quality_defect'").stdout   # taken before the change
+    record = box.ssh("cat /home/ubuntu/QMS/.deploy/git.json").stdout
+    assert '"previous"' in record and '"new"' in record
+
+
+def test_a_dirty_server_clone_is_refused(box):
+    box.ssh("echo '# edited on the server' >> ~/QMS/backend/manage.py")
+    try:
+        result = box.fab("git-pull")
+        assert_one_line_error(result, "has local changes (backend/manage.py)", "stash -u")
+    finally:
+        box.ssh("git -C ~/QMS checkout -- backend/manage.py")
+
+
+def test_a_commit_that_cannot_start_fails_with_the_journal(box):
+    settings = box.app / "backend/backend/settings.py"
+    good = settings.read_text()
+    settings.write_text(good + "\nraise RuntimeError('broken on purpose')\n")
+    box.publish("broken")
+    try:
+        assert box.fab("git-pull").returncode == 0
+        result = box.fab("restart")
+        assert result.returncode == 1
+        assert "RuntimeError: broken on purpose" in result.stdout   # the journal tail
+        assert_one_line_error(result, "qms-backend is not healthy")
+    finally:
+        settings.write_text(good)
+        box.publish("fixed")
+        assert box.fab("git-pull").returncode == 0
+        assert box.fab("restart").returncode == 0
+    assert get(box, "/api/health/")[0] == 200
+
+
+class Traffic:
+    """Steady requests to /api/health/ through nginx over HTTPS (5 a second: under the site's rate limit), each
+    outcome counted: an HTTP status, or curl's exit code when no answer came (refused, reset, timeout)."""
+
+    def __init__(self, box):
+        self.box, self.results, self.stop = box, Counter(), threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            code, _ = get(self.box, "/api/health/")
+            self.results[code or "no answer"] += 1
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1)
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.mark.parametrize("mode", ["restart", "reload"])
+def test_no_request_fails_during_a_restart(box, mode):
+    with Traffic(box) as traffic:
+        result = box.fab("restart", "--mode", mode)
+    assert result.returncode == 0, result.stderr
+    assert set(traffic.results) == {200} and traffic.results[200] >= 10, traffic.results
+
+
+def test_the_service_fits_the_small_box(box):
+    rss_kb = sum(int(x) for x in box.ssh("ps -o rss= -u ubuntu -C python").stdout.split() if x.isdigit())
+    print(f"backend resident memory: {rss_kb // 1024} MB")
+    assert rss_kb < 400 * 1024   # MemoryMax of the unit; the 1 GB box also runs nginx and the system
+
+
+def test_logs_show_the_journal_and_nginx(box):
+    result = box.fab("logs", "--lines", "5")
+    assert result.returncode == 0 and "uvicorn" in result.stdout
+    assert box.fab("logs", "--which", "access", "--lines", "3").returncode == 0
