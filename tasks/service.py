@@ -149,14 +149,14 @@ LOGS = {"backend": "journalctl -u {unit}.service --no-pager -o short-iso -n {n}{
 
 
 @task(help={"which": "backend (the journal), nginx (error log) or access (nginx access log)",
-            "lines": "how many lines (default 50)", "follow": "keep printing new lines (Ctrl-C to stop)"})
-def logs(c, which="backend", lines=50, follow=False):
-    """Show the backend's journal, or nginx's error or access log (-n lines, --follow)."""
+            "n": "how many lines (default 50)", "follow": "keep printing new lines (Ctrl-C to stop)"})
+def logs(c, which="backend", n=50, follow=False):
+    """Show the backend's journal, or nginx's error or access log (-n N lines, --follow)."""
     s = settings_of(c)
     if which not in LOGS:
         raise UserError(f"--which must be one of {', '.join(LOGS)}, not {which!r}")
     host = host_of(c, s)
-    command = LOGS[which].format(unit=shlex.quote(s.backend.unit), n=int(lines), follow=" -f" if follow else "",
+    command = LOGS[which].format(unit=shlex.quote(s.backend.unit), n=int(n), follow=" -f" if follow else "",
                                  follow_tail=" -F" if follow else "")
     host.run(command, sudo=True, write=False, hide=False, warn=True)
 

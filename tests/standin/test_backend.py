@@ -168,6 +168,32 @@ def test_the_service_fits_the_small_box(box):
 
 
 def test_logs_show_the_journal_and_nginx(box):
-    result = box.fab("logs", "--lines", "5")
+    result = box.fab("logs", "-n", "5")
     assert result.returncode == 0 and "uvicorn" in result.stdout
-    assert box.fab("logs", "--which", "access", "--lines", "3").returncode == 0
+    access = box.fab("logs", "--which", "access", "-n", "3")
+    assert access.returncode == 0 and "GET /api/health/" in access.stdout
+
+
+def test_diverged_history_on_the_server_is_refused(box):
+    box.ssh("git -C ~/QMS -c user.name=x -c user.email=x@x commit -q --allow-empty -m 'made on the server'")
+    try:
+        (box.app / "backend" / "NOTE.txt").write_text("upstream moves on\n")
+        box.publish("upstream commit")
+        result = box.fab("git-pull")
+        assert_one_line_error(result, "does not contain the server's commit", "reset --keep")
+    finally:
+        box.ssh("git -C ~/QMS reset -q --keep HEAD~1")
+    assert box.fab("git-pull").returncode == 0
+
+
+def test_a_unit_whose_program_is_missing_is_refused_before_install(box):
+    before = box.ssh("cat /etc/systemd/system/qms-backend.service").stdout
+    box.ssh("mv ~/QMS/backend/.venv ~/QMS/backend/.venv-away")
+    try:
+        result = box.fab("service")
+        assert_one_line_error(result, "refusing to install qms-backend.service",
+                              "/home/ubuntu/QMS/backend/.venv/bin/uvicorn does not exist or is not executable",
+                              "run deps first")
+    finally:
+        box.ssh("mv ~/QMS/backend/.venv-away ~/QMS/backend/.venv")
+    assert box.ssh("cat /etc/systemd/system/qms-backend.service").stdout == before

@@ -1,0 +1,66 @@
+"""The backend's plan: units, .env, manage.py command lines, parsers. Data in, text or verdict out."""
+import pytest
+
+from tasks.core import backend_plan as plan
+from tasks.core.errors import UserError
+from tasks.core.settings import defaults, resolve
+
+
+def settings(**qms):
+    s = resolve([], {**defaults(), "domains": ["qms.example.com", "www.qms.example.com"], **qms}, "conf/production.yaml")
+    s.secrets = {"SECRET_KEY": 'k$y "with" \\ quotes # and spaces'}
+    return s
+
+
+def test_the_unit_uses_absolute_paths_the_socket_and_hardening():
+    units = plan.render_units(settings())
+    service = units["service"]
+    assert "ExecStart=/home/ubuntu/QMS/backend/.venv/bin/uvicorn backend.asgi:application --fd 3 --workers 2" in service
+    assert "EnvironmentFile=/home/ubuntu/QMS/.env" in service and "WorkingDirectory=/home/ubuntu/QMS/backend" in service
+    assert "ReadWritePaths=/home/ubuntu/QMS/backend" in service and "ProtectSystem=strict" in service
+    assert "Restart=on-failure" in service and "User=ubuntu" in service and "MemoryMax=400M" in service
+    assert "ListenStream=127.0.0.1:8000" in units["socket"]
+    assert plan.exec_start_problem(service, True) is None
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ("ExecStart=uv run uvicorn backend.asgi:application", "'uv', not an absolute path"),
+    ("ExecStart=-uvicorn app", "'uvicorn', not an absolute path"),
+])
+def test_the_guides_bare_uv_is_refused_with_the_fix(line, fragment):
+    problem = plan.exec_start_problem(f"[Service]\n{line}\n", None)
+    assert fragment in problem and "203/EXEC" in problem and "give the absolute path" in problem
+
+
+def test_a_program_the_server_lacks_is_refused():
+    assert "run deps first" in plan.exec_start_problem("ExecStart=/srv/.venv/bin/uvicorn x:y\n", False)
+
+
+def test_env_follows_the_domains_and_survives_special_characters():
+    text = plan.render_env(settings())
+    assert 'ALLOWED_HOSTS="qms.example.com,www.qms.example.com,127.0.0.1,localhost"' in text
+    assert 'CORS_ALLOWED_ORIGINS="https://qms.example.com,https://www.qms.example.com"' in text
+    assert 'CSRF_TRUSTED_ORIGINS="https://qms.example.com,https://www.qms.example.com"' in text
+    assert 'SECRET_KEY="k$y \\"with\\" \\\\ quotes # and spaces"' in text
+    assert 'DATABASE_PATH="/home/ubuntu/QMS/backend/db.sqlite3"' in text
+
+
+def test_env_without_a_secret_key_names_the_file():
+    s = settings()
+    s.secrets = {}
+    with pytest.raises(UserError, match="SECRET_KEY is missing"):
+        plan.render_env(s)
+
+
+def test_manage_runs_in_the_services_environment_with_quoted_words():
+    command = plan.manage_command(settings(), "createsuperuser --username 'a b'; rm -rf /")
+    assert command.startswith("systemd-run --quiet --pipe --wait --collect --uid=ubuntu --gid=ubuntu")
+    assert "-p EnvironmentFile=/home/ubuntu/QMS/.env" in command
+    # the shell sees words, never a second command: the ';' stays inside a quoted word
+    assert command.endswith("manage.py createsuperuser --username 'a b;' rm -rf /")
+
+
+def test_pending_migrations_from_showmigrations_plan():
+    output = "[X]  contenttypes.0001_initial\n[X]  quality.0001_initial\n[ ]  quality.0002_defect_owner\n"
+    assert plan.pending_migrations(output) == ["quality.0002_defect_owner"]
+    assert plan.pending_migrations("[X]  a.0001\n") == []
