@@ -75,9 +75,15 @@ class Standin:
         return out
 
 
-def make_standin(name: str, tmp: Path) -> Standin:
+def session_name(base: str) -> str:
+    """Stand-ins are named per test session, so that two suites on one machine never power off each other's."""
+    return f"{base}{os.getpid() % 100000}"
+
+
+def make_standin(base: str, tmp: Path) -> Standin:
     if os.geteuid() != 0 or not shutil.which("systemd-nspawn"):
         pytest.fail("the stand-in tests need root and systemd-nspawn: run scripts/test (or pytest -m 'not standin')")
+    name = session_name(base)
     standin_cmd("up", "--fresh", "--name", name)
     directory = STATE / name
     conf = tmp / f"{name}.yaml"
@@ -88,9 +94,14 @@ def make_standin(name: str, tmp: Path) -> Standin:
     return Standin(name, directory, conf)
 
 
+def remove_standin(s: Standin) -> None:
+    standin_cmd("down", "--name", s.name, check=False)
+    shutil.rmtree(s.dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory):
-    """One fresh stand-in for the session; powered off at the end."""
+    """One fresh stand-in for the session; powered off and removed at the end."""
     s = make_standin("qmstest", tmp_path_factory.mktemp("standin"))
     yield s
-    standin_cmd("down", "--name", s.name, check=False)
+    remove_standin(s)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO, assert_one_line_error
 from tests.export_fixture import make_export
-from tests.standin.conftest import make_standin, standin_cmd
+from tests.standin.conftest import make_standin, remove_standin, standin_cmd
 
 pytestmark = pytest.mark.standin
 
@@ -37,7 +37,7 @@ def box(tmp_path_factory):
         assert result.returncode == 0, f"{step}: {result.stdout[-1500:]}{result.stderr}"
         s.steps[step] = result.stdout
     yield s
-    standin_cmd("down", "--name", s.name, check=False)
+    remove_standin(s)
 
 
 def get(box, path):

@@ -166,9 +166,8 @@ def test_the_standin_clones_and_pulls_the_example_app_from_the_git_remote(standi
 
 
 def test_standin_up_twice_then_down_leaves_nothing(tmp_path):
-    name = "qmsdown"
     started = time.monotonic()
-    make_standin(name, tmp_path)
+    name = make_standin("qmsdown", tmp_path).name
     print(f"standin up --fresh from the cache: {time.monotonic() - started:.1f} s")
     again = standin_cmd("up", "--name", name)
     assert "already running" in again.stdout
@@ -184,3 +183,4 @@ def test_standin_up_twice_then_down_leaves_nothing(tmp_path):
     assert leftover == ""
     status = standin_cmd("status", "--name", name, check=False)
     assert status.returncode == 3 and "down" in status.stdout and "leftovers" not in status.stdout
+    shutil.rmtree(STATE / name, ignore_errors=True)

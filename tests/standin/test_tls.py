@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import assert_one_line_error
 from tests.export_fixture import make_export
-from tests.standin.conftest import make_standin, standin_cmd
+from tests.standin.conftest import make_standin, remove_standin
 
 pytestmark = pytest.mark.standin
 
@@ -24,7 +24,7 @@ def box(tmp_path_factory):
         assert result.returncode == 0, result.stderr
     s.ssh("sudo chmod 751 /home/ubuntu")
     yield s
-    standin_cmd("down", "--name", s.name, check=False)
+    remove_standin(s)
 
 
 def curl(box, url, *extra):
