@@ -197,3 +197,21 @@ def test_a_unit_whose_program_is_missing_is_refused_before_install(box):
     finally:
         box.ssh("mv ~/QMS/backend/.venv-away ~/QMS/backend/.venv")
     assert box.ssh("cat /etc/systemd/system/qms-backend.service").stdout == before
+
+
+def test_manage_runs_a_command_in_the_services_environment(box):
+    result = box.fab("manage", "seed_defect_data")
+    assert result.returncode == 0, result.stderr
+    assert "Created" in result.stdout
+    code, body = get(box, "/api/defects/")
+    assert code == 200 and body.count('"title"') >= 1
+
+
+def test_deps_installs_uv_from_pypi_when_the_server_has_none(box):
+    box.ssh("mv ~/.local/bin/uv ~/.local/bin/uv.away && sudo rm -rf /opt/uv")
+    try:
+        result = box.fab("deps")
+        assert result.returncode == 0, result.stderr
+        assert "installing it from PyPI" in result.stdout and "(/opt/uv/bin/uv)" in result.stdout
+    finally:
+        box.ssh("mv ~/.local/bin/uv.away ~/.local/bin/uv")
