@@ -9,6 +9,7 @@ from invoke import Collection, task
 
 from .core import backend_plan as plan
 from .core.errors import UserError
+from .backups import create_backup
 from .core.runtime import host_of, settings_of
 
 UV_HOME = "/opt/uv"   # where deps installs uv from PyPI when the server has none
@@ -56,27 +57,9 @@ def deps(c):
     host.say(f"dependencies in sync ({uv}): {'; '.join(summary) or 'nothing to do'}")
 
 
-def backup_database(host, s, reason: str) -> str:
-    """An online copy of the live SQLite database with an integrity check; returns its path ('' when no db yet)."""
-    database = plan.database_path(s)
-    if not host.probe(f"test -f {shlex.quote(database)}", sudo=True).ok:
-        return ""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    target = posixpath.join(s.app_root, "backups", f"{stamp}-{reason}.sqlite3")
-    result = host.run(plan.sqlite_backup_command(database, target), sudo=True, warn=True)
-    if result is None:
-        return target
-    if result.failed:
-        raise UserError(f"[{host.name}] the backup of {database} failed its check ({result.stdout.strip() or result.stderr.strip()}): "
-                        "nothing was migrated")
-    host.sudo(f"chown {shlex.quote(s.user)}: {shlex.quote(target)}")
-    host.say(f"database backed up to {target} (integrity_check: ok)")
-    return target
-
-
 @task
 def migrate(c):
-    """Back up the database (online copy, integrity-checked), show the pending migrations, apply them."""
+    """Show the pending migrations, back up the database (online, integrity-checked), apply them."""
     s = settings_of(c)
     host = host_of(c, s)
     plan_text = manage_run(host, s, "showmigrations --plan", warn=True)
@@ -88,13 +71,14 @@ def migrate(c):
         host.say("no pending migrations")
         return
     host.say(f"pending migrations: {', '.join(pending)}")
-    backup = backup_database(host, s, "pre-migrate")
+    exists = host.probe(f"test -s {shlex.quote(plan.database_path(s))}", sudo=True).ok
+    backup = create_backup(host, s, "pre-migrate").get("id", "") if exists else ""
     applied = manage_run(host, s, "migrate --noinput", warn=True)
     if applied is None:
         return
     if applied.failed:
         raise UserError(f"[{host.name}] migrate failed: {(applied.stderr.strip().splitlines() or ['no output'])[-1]}"
-                        f"{'; the backup from before is ' + backup if backup else ''}")
+                        f"{'; the backup from before is ' + backup + ' (fab restore ' + backup + ')' if backup else ''}")
     record = {"backup": backup, "applied": pending, "at": datetime.now(timezone.utc).isoformat()}
     host.put(posixpath.join(s.app_root, ".deploy", "migrate.json"), json.dumps(record) + "\n", 0o640,
              show_diff=False)

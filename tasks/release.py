@@ -12,10 +12,11 @@ import time
 from datetime import datetime, timezone
 
 from invoke import Collection, task
-from .core.console import print_table
 from rich.table import Table
 
+from . import remote
 from .core import bundle, releases
+from .core.console import print_table
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 
@@ -26,8 +27,8 @@ def local_export(s):
 
 def server_releases(host, s) -> dict:
     root, out = releases.paths(s.app_root, s.frontend.dir, s.frontend.out)
-    result = host.probe(releases.agent_command("list", root, out))
-    answer = releases.parse_agent_output(result.stdout)
+    result = host.probe(remote.command("release_agent", "list", root, out))
+    answer = remote.parse_answer(result.stdout)
     if "error" in answer or result.failed:
         raise UserError(f"[{host.name}] cannot read the releases: {answer.get('error') or result.stderr.strip()}")
     return answer
@@ -96,13 +97,13 @@ def upload(c):
             "manifest_sha": releases.manifest_digest(info["manifest"]), "keep": s.frontend.keep_releases,
             "info": {key: info[key] for key in ("env", "api_url", "git_sha", "dirty", "built_at")}}
     started = time.monotonic()
-    stdout = host.stream(releases.agent_command("receive", root, out), tar_stream(export, plan),
+    stdout = host.stream(remote.command("release_agent", "receive", root, out), tar_stream(export, plan),
                          label=label, total=size)
     if stdout is None:   # --dry
         host.say(f"would reuse {releases.count(len(info['manifest']) - len(changed), 'unchanged file')} from "
                  f"{plan['base'] or 'no current release'} and switch {out} to {rid}")
         return
-    answer = releases.parse_agent_output(stdout)
+    answer = remote.parse_answer(stdout)
     if "error" in answer:
         raise UserError(f"[{host.name}] upload refused: {answer['error']}; the site still serves "
                         f"{plan['base'] or 'what it served before'}")

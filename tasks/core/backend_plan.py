@@ -104,27 +104,6 @@ def pending_migrations(showmigrations_plan: str) -> list[str]:
             if line.strip().startswith("[ ]")]
 
 
-# Standard library only, run by the server's python3: SQLite's online backup API (never a plain copy of a live
-# file), then an integrity check of the copy. Prints the check's answer.
-SQLITE_BACKUP = """
-import os, sqlite3, sys
-source, target = sys.argv[1:3]
-os.umask(0o077)
-src = sqlite3.connect("file:%s?mode=ro" % source, uri=True)
-dst = sqlite3.connect(target)
-src.backup(dst)
-src.close()
-verdict = dst.execute("PRAGMA integrity_check").fetchone()[0]
-dst.close()
-print(verdict)
-sys.exit(0 if verdict == "ok" else 1)
-"""
-
-
-def sqlite_backup_command(source: str, target: str) -> str:
-    return f"python3 -c {shlex.quote(SQLITE_BACKUP)} {shlex.quote(source)} {shlex.quote(target)}"
-
-
 def uv_candidates(s: Settings, home: str) -> list[str]:
     """Where uv may be: the setting, then the usual install places (~/.local/bin is where the guide had it)."""
     found = [s.backend.uv] if s.backend.uv else []

@@ -1,17 +1,14 @@
-"""Frontend releases, planned locally: ids, what to send and what the server can reuse, the agent's command line."""
+"""Frontend releases, planned locally: ids, what to send and what the server can reuse."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import zlib
 import posixpath
-import shlex
+import zlib
 from datetime import datetime
-from pathlib import Path
 from typing import Optional
 
-AGENT = Path(__file__).resolve().parents[1] / "remote" / "release_agent.py"
 
 
 def release_id(now: datetime, git_sha: str, dirty: bool) -> str:
@@ -42,20 +39,6 @@ def paths(app_root: str, frontend_dir: str, out: str) -> tuple[str, str]:
     """(releases directory, served path) on the server."""
     front = posixpath.join(app_root, frontend_dir)
     return posixpath.join(front, "releases"), posixpath.join(front, out)
-
-
-def agent_command(command: str, releases_dir: str, out: str) -> str:
-    """The release agent runs from its source on the command line: nothing to install on the server."""
-    return " ".join(["python3", "-c", shlex.quote(AGENT.read_text()), command, shlex.quote(releases_dir),
-                     shlex.quote(out)])
-
-
-def parse_agent_output(stdout: str) -> dict:
-    """The agent prints one JSON object as its last line (an `error` key when it refused)."""
-    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        return {"error": f"no answer from the release agent: {stdout.strip()[-200:] or 'empty output'}"}
-    return json.loads(lines[-1])
 
 
 def count(n: int, noun: str) -> str:

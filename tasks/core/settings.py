@@ -135,6 +135,19 @@ SCHEMA: dict = {
                              "ACME directory URL; default Let's Encrypt (the stand-in uses its own pebble)"),
         "renew_before_days": Field(30, integer(1, 89), "tls --check fails when the certificate expires sooner"),
     },
+    "backups": {
+        "keep": Field(14, integer(1, 1000), "database backups kept on the server (the oldest go first)"),
+        "max_age_days": Field(30, integer(0, 3650), "also remove server backups older than this (0: no limit)"),
+        "local_dir": Field("backups/{env}", local_path, "where --download and restores from local keep backups"),
+        "schedule": Field("daily", text, "systemd OnCalendar of `backup --schedule` (daily, hourly, Mon *-*-* 03:00)"),
+        "s3": {
+            "bucket": Field(None, optional(text), "S3 bucket for off-site copies (none: no S3)"),
+            "prefix": Field("qms/{env}/", text, "key prefix inside the bucket"),
+            "endpoint_url": Field(None, optional(http_url), "an S3-compatible store's URL (default: AWS)"),
+            "region": Field(None, optional(text), "AWS region of the bucket"),
+            "sse": Field("AES256", one_of("AES256", "aws:kms", "none"), "server-side encryption of uploads"),
+        },
+    },
     "ssh": {
         "known_hosts": Field(None, optional(local_path),
                              "known_hosts file to check host keys against (default: ssh config, then ~/.ssh)"),

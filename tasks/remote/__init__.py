@@ -1,0 +1,20 @@
+"""Programs that run on the server, sent with the command (`python3 -c`): nothing to install there. Standard
+library only, Python 3.8+. Each prints one JSON object as its last line, with an `error` key when it refused."""
+import json
+import shlex
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def command(agent: str, *args) -> str:
+    """The shell command that runs tasks/remote/<agent>.py on the server with these arguments."""
+    return " ".join(["python3", "-c", shlex.quote((HERE / f"{agent}.py").read_text()),
+                     *(shlex.quote(str(a)) for a in args)])
+
+
+def parse_answer(stdout: str) -> dict:
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        return {"error": f"no answer from the server: {stdout.strip()[-200:] or 'empty output'}"}
+    return json.loads(lines[-1])

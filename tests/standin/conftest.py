@@ -10,6 +10,7 @@ from fabric import Config, Connection
 
 from tasks.core.host import Host, known_hosts_files, secure
 from tests.conftest import REPO, fab
+from tests.export_fixture import make_export
 
 STANDIN = REPO / "scripts" / "standin"
 STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
@@ -105,3 +106,39 @@ def standin(tmp_path_factory):
     s = make_standin("qmstest", tmp_path_factory.mktemp("standin"))
     yield s
     remove_standin(s)
+
+
+DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload", "nginx-reload",
+                "tls", "fix-perms", "restart")
+
+
+def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
+    """A fresh stand-in serving the example app over HTTPS: frontend release, backend under systemd. `settings`
+    is YAML added under qms:, `secrets` lines added to its secrets file."""
+    s = make_standin(base, tmp)
+    s.app = tmp / "app"                 # the team's working copy: tests commit changes from here
+    shutil.copytree(REPO / "tests/example_app", s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
+    make_export(s.app / "frontend" / "out", marker="backend")
+    s.secrets = tmp / "standin.env"
+    s.secrets.write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n" + secrets)
+    s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {s.app}")
+                      .replace("qms:\n", f"qms:\n  secrets_file: {s.secrets}\n{settings}"))
+    s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
+    s.publish("example app v1")
+    # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.
+    s.ssh("python3 -m pip install -q --user --break-system-packages uv && test -x ~/.local/bin/uv")
+    s.steps = {}
+    for step in DEPLOY_STEPS:
+        result = s.fab(step)
+        assert result.returncode == 0, f"{step}: {result.stdout[-1500:]}{result.stderr}"
+        s.steps[step] = result.stdout
+    return s
+
+
+def get(standin: Standin, path: str) -> tuple[int, str]:
+    """GET through nginx over HTTPS, as a browser of qms.test would (the stand-in's ACME root trusted)."""
+    result = subprocess.run(["curl", "-s", "--noproxy", "*", "--cacert", str(standin.dir / "acme-root.pem"),
+                             "--resolve", f"qms.test:443:{standin.address}", "-w", "\n%{http_code}",
+                             f"https://qms.test{path}"], capture_output=True, text=True, timeout=30)
+    body, _, code = result.stdout.rpartition("\n")
+    return int(code or 0), body

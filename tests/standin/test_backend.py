@@ -1,16 +1,13 @@
 """The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a new commit with a
 migration and an endpoint, a commit that cannot start, and restarts under steady traffic with no failed request."""
-import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error
-from tests.export_fixture import make_export
-from tests.standin.conftest import make_standin, remove_standin, standin_cmd
+from tests.conftest import assert_one_line_error
+from tests.standin.conftest import deploy_example_app, get, remove_standin
 
 pytestmark = pytest.mark.standin
 
@@ -18,35 +15,9 @@ pytestmark = pytest.mark.standin
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     """A stand-in serving the example app: frontend release, backend running under systemd, over HTTPS."""
-    tmp = tmp_path_factory.mktemp("backend")
-    s = make_standin("qmsback", tmp)
-    s.app = tmp / "app"                 # the team's working copy: tests commit changes from here
-    shutil.copytree(REPO / "tests/example_app", s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
-    make_export(s.app / "frontend" / "out", marker="backend")
-    (tmp / "standin.env").write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n")
-    s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {s.app}")
-                      .replace("qms:\n", f"qms:\n  secrets_file: {tmp / 'standin.env'}\n"))
-    s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
-    s.publish("example app v1")
-    # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.
-    s.ssh("python3 -m pip install -q --user --break-system-packages uv && test -x ~/.local/bin/uv")
-    s.steps = {}
-    for step in ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload",
-                 "nginx-reload", "tls", "fix-perms", "restart"):
-        result = s.fab(step)
-        assert result.returncode == 0, f"{step}: {result.stdout[-1500:]}{result.stderr}"
-        s.steps[step] = result.stdout
+    s = deploy_example_app("qmsback", tmp_path_factory.mktemp("backend"))
     yield s
     remove_standin(s)
-
-
-def get(box, path):
-    """GET through nginx over HTTPS, as a browser of qms.test would (pebble's root trusted)."""
-    result = subprocess.run(["curl", "-s", "--noproxy", "*", "--cacert", str(box.dir / "acme-root.pem"),
-                             "--resolve", f"qms.test:443:{box.address}", "-w", "\n%{http_code}",
-                             f"https://qms.test{path}"], capture_output=True, text=True, timeout=30)
-    body, _, code = result.stdout.rpartition("\n")
-    return int(code or 0), body
 
 
 def test_uv_from_local_bin_and_the_service_comes_up(box):
@@ -90,12 +61,15 @@ def test_a_commit_with_a_migration_and_an_endpoint(box):
         assert result.returncode == 0, f"{step}: {result.stdout}{result.stderr}"
         if step == "migrate":
             assert "pending migrations: quality.0002_defect_owner" in result.stdout
-            backup = result.stdout.split("database backed up to ")[1].split()[0]
+            backup = result.stdout.split("backup ")[1].split(":")[0]
     code, body = get(box, "/api/owners/")
     assert code == 200 and '"owners"' in body
-    assert box.ssh(f"sqlite3 {backup} 'PRAGMA integrity_check'").stdout.strip() == "ok"
-    assert box.ssh(f"stat -c %a {backup}").stdout.strip() == "600"
-    assert "owner" not in box.ssh(f"sqlite3 {backup} '.schema quality_defect'").stdout   # taken before the change
+    packed = f"/home/ubuntu/QMS/backups/{backup}.sqlite3.gz"
+    assert box.ssh(f"stat -c %a {packed}").stdout.strip() == "600"
+    box.ssh(f"gunzip -c {packed} > /tmp/pre.sqlite3 && sha256sum {packed} | cut -c1-64 | diff - <(cut -c1-64 "
+            f"{packed}.sha256)")
+    assert box.ssh("sqlite3 /tmp/pre.sqlite3 'PRAGMA integrity_check'").stdout.strip() == "ok"
+    assert "owner" not in box.ssh("sqlite3 /tmp/pre.sqlite3 '.schema quality_defect'").stdout   # taken before
     record = box.ssh("cat /home/ubuntu/QMS/.deploy/git.json").stdout
     assert '"previous"' in record and '"new"' in record
 

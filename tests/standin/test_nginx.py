@@ -1,5 +1,4 @@
 """nginx on the stand-in: install with diff, warnings fail and the old file comes back, lint of routes."""
-import shutil
 import subprocess
 
 import pytest

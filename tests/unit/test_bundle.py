@@ -60,5 +60,6 @@ def test_release_ids_sort_by_time_and_name_the_commit():
 
 
 def test_agent_output_parsing():
-    assert releases.parse_agent_output('noise\n{"id": "x"}\n') == {"id": "x"}
-    assert "no answer" in releases.parse_agent_output("Traceback ...")["error"]
+    from tasks.remote import parse_answer
+    assert parse_answer('noise\n{"id": "x"}\n') == {"id": "x"}
+    assert "no answer" in parse_answer("Traceback ...")["error"]
