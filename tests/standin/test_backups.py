@@ -161,3 +161,23 @@ def test_scheduled_backups_run_from_a_systemd_timer(box):
     assert "scheduled.sqlite3.gz" in box.ssh("ls ~/QMS/backups").stdout
     assert box.fab("backup", "--unschedule").returncode == 0
     assert "qms-backup.timer" not in box.ssh("systemctl list-timers --all --no-pager").stdout
+
+
+def test_a_restore_the_app_cannot_run_on_is_undone(box):
+    """A sound SQLite file without the app's tables passes every check but the health check: the database that
+    was there before comes back."""
+    import sqlite3
+    local = Path(box.conf.read_text().split("local_dir: ")[1].split()[0])
+    local.mkdir(parents=True, exist_ok=True)
+    bid = "20200101-000000-empty"
+    plain = local / "empty.sqlite3"
+    sqlite3.connect(plain).execute("create table unrelated (x)").connection.commit()
+    packed = local / f"{bid}.sqlite3.gz"
+    subprocess.run(f"gzip -c {plain} > {packed}", shell=True, check=True)
+    digest = subprocess.run(["sha256sum", packed], capture_output=True, text=True).stdout.split()[0]
+    (local / f"{bid}.sqlite3.gz.sha256").write_text(f"{digest}  {bid}.sqlite3.gz\n")
+    before = rows(box)
+    result = box.fab("restore", bid, "--from", "local")
+    assert_one_line_error(result, f"restore of {bid} failed and was undone", "not healthy", alone=False)
+    assert rows(box) == before
+    assert get(box, "/api/health/")[0] == 200
