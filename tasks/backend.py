@@ -30,13 +30,23 @@ def install_uv(host) -> str:
     return f"{UV_HOME}/bin/uv"
 
 
-def manage_run(host, s, args: str, hide: bool = True, warn: bool = False):
-    return host.run(plan.manage_command(s, args), sudo=True, hide=hide, warn=warn, timeout=1800)
+def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False):
+    """manage.py ARGS on the server; a failure is one line with its last message. None under --dry, unless the
+    command only reads (then it runs, so that a dry run can show what would happen)."""
+    result = host.run(plan.manage_command(s, args), sudo=True, hide=hide, warn=True, timeout=1800,
+                      write=not read_only)
+    if result is not None and result.failed:
+        last = (result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"[{host.name}] manage.py {args} failed with exit code {result.exited}: {last}")
+    return result
 
 
 @task
 def deps(c):
-    """Install the backend's locked dependencies with `uv sync --locked --no-dev` (uv by absolute path)."""
+    """uv sync --locked --no-dev on the server (uv by full path).
+
+    Install the backend's locked dependencies with `uv sync --locked --no-dev` (uv by absolute path).
+    """
     s = settings_of(c)
     host = host_of(c, s)
     uv = find_uv(host, s)
@@ -59,26 +69,26 @@ def deps(c):
 
 @task
 def migrate(c):
-    """Show the pending migrations, back up the database (online, integrity-checked), apply them."""
+    """Back up the database, then apply pending migrations.
+
+    Show the pending migrations, back up the database (online, integrity-checked), apply them.
+    """
     s = settings_of(c)
     host = host_of(c, s)
-    plan_text = manage_run(host, s, "showmigrations --plan", warn=True)
-    if plan_text is None or plan_text.failed:
-        detail = plan_text and (plan_text.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"[{host.name}] manage.py showmigrations failed: {detail}")
-    pending = plan.pending_migrations(plan_text.stdout)
+    pending = plan.pending_migrations(manage_run(host, s, "showmigrations --plan", read_only=True).stdout)
     if not pending:
         host.say("no pending migrations")
         return
     host.say(f"pending migrations: {', '.join(pending)}")
     exists = host.probe(f"test -s {shlex.quote(plan.database_path(s))}", sudo=True).ok
     backup = create_backup(host, s, "pre-migrate").get("id", "") if exists else ""
-    applied = manage_run(host, s, "migrate --noinput", warn=True)
-    if applied is None:
-        return
-    if applied.failed:
-        raise UserError(f"[{host.name}] migrate failed: {(applied.stderr.strip().splitlines() or ['no output'])[-1]}"
-                        f"{'; the backup from before is ' + backup + ' (fab restore ' + backup + ')' if backup else ''}")
+    try:
+        if manage_run(host, s, "migrate --noinput") is None:
+            return
+    except UserError as failed:
+        if backup:
+            raise UserError(f"{failed.message[7:]}; the backup from before is {backup} (fab restore {backup})") from None
+        raise
     record = {"backup": backup, "applied": pending, "at": datetime.now(timezone.utc).isoformat()}
     host.put(posixpath.join(s.app_root, ".deploy", "migrate.json"), json.dumps(record) + "\n", 0o640,
              show_diff=False)
@@ -87,25 +97,27 @@ def migrate(c):
 
 @task
 def collectstatic(c):
-    """Collect Django's static files into STATIC_ROOT (served by nginx)."""
+    """Collect Django's static files (served by nginx).
+
+    Collect Django's static files into STATIC_ROOT (served by nginx).
+    """
     s = settings_of(c)
     host = host_of(c, s)
-    result = manage_run(host, s, "collectstatic --noinput", warn=True)
+    result = manage_run(host, s, "collectstatic --noinput")
     if result is None:
         return
-    if result.failed:
-        raise UserError(f"[{host.name}] collectstatic failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     host.say((result.stdout.strip().splitlines() or ["collectstatic: done"])[-1])
 
 
 @task(positional=["command"], help={"command": "the manage.py command line, quoted: fab manage 'createsuperuser'"})
 def manage(c, command):
-    """Run any manage.py command on the server, in the service's environment (user, directory, .env)."""
+    """Run a manage.py command in the service's environment.
+
+    Run any manage.py command on the server, in the service's environment (user, directory, .env).
+    """
     s = settings_of(c)
     host = host_of(c, s)
-    result = manage_run(host, s, command, hide=False, warn=True)
-    if result is not None and result.failed:
-        raise UserError(f"[{host.name}] manage.py {command} exited with {result.exited}")
+    manage_run(host, s, command, hide=False)
 
 
 ns = Collection(deps, migrate, collectstatic, manage)

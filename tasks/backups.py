@@ -2,7 +2,6 @@
 and still look fine, and a backup nobody restored is not a backup: every backup is made with SQLite's online backup
 API, checked with PRAGMA integrity_check, compressed and checksummed; a restore checks it again before it touches
 the live database, keeps a copy of what it replaces, and puts it back if the app does not come up."""
-import hashlib
 import posixpath
 import shlex
 import time
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from . import remote
 from .core import backend_plan as plan
+from .core.bundle import file_digest
 from .core import s3
 from .core.console import print_table
 from .core.errors import UserError
@@ -55,14 +55,6 @@ def create_backup(host, s, reason: str, protect: str = "") -> dict:
     return made
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(host, s, bid: str, sha: str) -> Path:
     """Download a server backup (and its checksum) into the local backups directory, checked."""
     directory = local_dir(s)
@@ -71,7 +63,7 @@ def fetch(host, s, bid: str, sha: str) -> Path:
     remote_path = posixpath.join(backup_dir(s), bid + SUFFIX)
     host.conn.get(remote_path, str(target))
     target.chmod(0o600)
-    if sha256_file(target) != sha:
+    if file_digest(target) != sha:
         target.unlink()
         raise UserError(f"the download of {bid} does not match its checksum: try again")
     (directory / f"{bid}{SUFFIX}.sha256").write_text(f"{sha}  {bid}{SUFFIX}\n")
@@ -129,7 +121,10 @@ def install_schedule(host, s, on: bool) -> None:
             "schedule": "install a systemd timer on the server (qms.backups.schedule) instead of backing up now",
             "unschedule": "remove that timer"})
 def backup(c, download=False, schedule=False, unschedule=False):
-    """Back up the server's SQLite database (online, integrity-checked, gzip, sha256); to S3 when configured."""
+    """Back up the database (checked, gzip, sha256; S3 if set).
+
+    Back up the server's SQLite database (online, integrity-checked, gzip, sha256); to S3 when configured.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     if schedule or unschedule:
@@ -154,7 +149,10 @@ def backup(c, download=False, schedule=False, unschedule=False):
 
 @task(name="backups")
 def list_backups(c):
-    """List the database backups on the server, on this machine and in S3 (id, time, size, checksum, where)."""
+    """List backups on the server, here and in S3.
+
+    List the database backups on the server, on this machine and in S3 (id, time, size, checksum, where).
+    """
     s = settings_of(c)
     host = host_of(c, s)
     places = {"server": agent(host, s, "list", backup_dir(s)).get("backups", []), "local": local_backups(s),
@@ -178,7 +176,10 @@ def list_backups(c):
 @task(positional=["backup"], help={"backup": "the backup id (see `backups`), or latest",
                                   "from": "where the backup is: server (default), local or s3"})
 def restore(c, backup, from_="server"):
-    """Restore the database from a checked backup; the current one is saved first and put back if the app fails."""
+    """Restore the database from a checked backup (undo on failure).
+
+    Restore the database from a checked backup; the current one is saved first and put back if the app fails.
+    """
     s = settings_of(c)
     source = from_
     if source not in ("server", "local", "s3"):
@@ -199,7 +200,7 @@ def restore(c, backup, from_="server"):
         chosen["path"] = directory / f"{bid}{SUFFIX}"
         chosen["sha256"] = s3.download(s, chosen["key"], chosen["path"])
     if source != "server":
-        if not chosen["sha256"] or sha256_file(chosen["path"]) != chosen["sha256"]:
+        if not chosen["sha256"] or file_digest(chosen["path"]) != chosen["sha256"]:
             raise UserError(f"backup {bid} does not match its checksum: it is damaged; nothing was changed")
         send(host, s, chosen["path"], bid, chosen["sha256"])
     agent(host, s, "check", backup_dir(s), bid)   # checksum and integrity, before anything changes

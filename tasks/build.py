@@ -71,7 +71,10 @@ def shadowing_env_files(frontend: Path, api_url: str) -> list[str]:
 
 @task(help={"install": "run `npm ci` even when node_modules looks current (default: only when needed)"})
 def build(c, install=False):
-    """Build the frontend export locally with the environment's API URL, check the bundle, write build-info.json."""
+    """Build the frontend export here, with the env's API URL.
+
+    Build the frontend export locally with the environment's API URL, check the bundle, write build-info.json.
+    """
     s = settings_of(c)
     env_name = s.require("env", "build (pick an environment with -f conf/ENV.yaml)")
     frontend = s.local_path(s.app_dir) / s.frontend.dir

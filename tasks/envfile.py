@@ -8,7 +8,10 @@ from .core.runtime import host_of, settings_of
 
 @task
 def env(c):
-    """Write the server's .env (mode 0600) from the settings and the secrets file; origins follow the domains."""
+    """Write the server's .env (0600) from settings and secrets.
+
+    Write the server's .env (mode 0600) from the settings and the secrets file; origins follow the domains.
+    """
     s = settings_of(c)
     text = plan.render_env(s)
     host = host_of(c, s)

@@ -10,7 +10,10 @@ from .core.settings import fields
 
 @task(help={"all": "also list every known key with its default and meaning"})
 def settings(c, all=False):
-    """Check and show the settings of the chosen environment (-f conf/ENV.yaml); secrets masked."""
+    """Check and show the chosen environment's settings.
+
+    Check and show the settings of the chosen environment (-f conf/ENV.yaml); secrets masked.
+    """
     s = settings_of(c)
     table = Table(title=f"settings from {s.source}", show_lines=False)
     for column in ("key", "value") + (("meaning",) if all else ()):

@@ -26,7 +26,10 @@ def head(host, s) -> str:
 
 @task(help={"ref": "branch, tag or commit to go to (default: the setting qms.branch)"})
 def git_pull(c, ref=None):
-    """Fetch and fast-forward the server's clone (cloning it the first time); refuse local edits or diverged history."""
+    """Fast-forward the server's clone; refuse local edits.
+
+    Fetch and fast-forward the server's clone (cloning it the first time); refuse local edits or diverged history.
+    """
     s = settings_of(c)
     repo = s.require("repo", "git-pull")
     host = host_of(c, s)

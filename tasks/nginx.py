@@ -122,7 +122,10 @@ def confirm_site_answers(host, s) -> None:
 
 @task(help={"force": "install, test and reload even when the server already has the rendered file"})
 def nginx_reload(c, force=False):
-    """Install the rendered nginx site (diff shown), test it (warnings fail, old file restored), reload, smoke-check."""
+    """Install the nginx site safely (diff, nginx -t, reload).
+
+    Install the rendered nginx site (diff shown), test it (warnings fail, old file restored), reload, smoke-check.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     changed = install_site(host, s, rendered_for(host, s), force)
@@ -135,7 +138,10 @@ def nginx_reload(c, force=False):
 
 @task
 def nginx_lint(c):
-    """Check the rendered nginx site locally: contexts, gzip_types, real nginx -t, proxied prefixes vs pages."""
+    """Check the rendered nginx site locally (also under inv).
+
+    Check the rendered nginx site locally: contexts, gzip_types, real nginx -t, proxied prefixes vs pages.
+    """
     s = settings_of(c)
     problems = []
     for tls in ((False, True) if s.domains else (False,)):

@@ -55,7 +55,10 @@ def verify(host, s) -> list[str]:
 
 @task(help={"check": "only report what is wrong (exit 1 if anything is); change nothing"})
 def fix_perms(c, check=False):
-    """Make the served trees readable by nginx (traverse bits on parents, 755/644 modes), then verify over HTTP."""
+    """Let nginx read the served files; verify over HTTP.
+
+    Make the served trees readable by nginx (traverse bits on parents, 755/644 modes), then verify over HTTP.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     trees, blocked, wrong = inspect(host, s)

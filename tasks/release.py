@@ -76,7 +76,10 @@ def tar_stream(export, plan: dict):
 
 @task
 def upload(c):
-    """Upload the built export as a new release (only changed files), verify it, switch frontend/out atomically."""
+    """Upload the export as a new release and switch to it.
+
+    Upload the built export as a new release (only changed files), verify it, switch frontend/out atomically.
+    """
     s = settings_of(c)
     export, info = checked_export(s)
     host = host_of(c, s)
@@ -116,7 +119,10 @@ def upload(c):
 
 @task(name="releases")
 def list_releases(c):
-    """List the frontend releases on the server, the one being served marked with *."""
+    """List the frontend releases; the served one marked *.
+
+    List the frontend releases on the server, the one being served marked with *.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     found = server_releases(host, s)

@@ -36,7 +36,10 @@ def exclude_tool_paths(host, s) -> list[bool]:
 
 @task
 def status(c):
-    """Read-only overview of the server: OS, memory, disk, app clone, backend and nginx state."""
+    """Read-only overview of the server.
+
+    Read-only overview of the server: OS, memory, disk, app clone, backend and nginx state.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     out_link = posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)
@@ -54,7 +57,10 @@ def status(c):
 
 @task
 def prepare(c):
-    """Create the server's directory layout (app root, releases, .deploy, backups) with safe modes; idempotent."""
+    """Create the server's directory layout with safe modes.
+
+    Create the server's directory layout (app root, releases, .deploy, backups) with safe modes; idempotent.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     changed = [host.ensure_dir(path, mode) for path, mode in layout(s)] + exclude_tool_paths(host, s)

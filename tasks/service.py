@@ -48,7 +48,10 @@ def install_units(host, s) -> bool:
 
 @task
 def service(c):
-    """Render the backend's systemd units (absolute paths, hardening), verify them on the server, install them."""
+    """Install the backend's systemd units, checked on the server.
+
+    Render the backend's systemd units (absolute paths, hardening), verify them on the server, install them.
+    """
     s = settings_of(c)
     host = host_of(c, s)
     changed = install_units(host, s)
@@ -123,7 +126,10 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
 
 @task(help={"mode": "auto (reload when only code changed, else restart), reload, or restart"})
 def restart(c, mode="auto"):
-    """Restart the backend without dropping requests (or reload it gracefully), then wait for /api/health/."""
+    """Restart or reload the backend without dropping requests.
+
+    Restart the backend without dropping requests (or reload it gracefully), then wait for /api/health/.
+    """
     s = settings_of(c)
     if mode not in ("auto", "reload", "restart"):
         raise UserError(f"--mode must be auto, reload or restart, not {mode!r}")
@@ -151,7 +157,10 @@ LOGS = {"backend": "journalctl -u {unit}.service --no-pager -o short-iso -n {n}{
 @task(help={"which": "backend (the journal), nginx (error log) or access (nginx access log)",
             "n": "how many lines (default 50)", "follow": "keep printing new lines (Ctrl-C to stop)"})
 def logs(c, which="backend", n=50, follow=False):
-    """Show the backend's journal, or nginx's error or access log (-n N lines, --follow)."""
+    """Show the backend journal or nginx's error/access log.
+
+    Show the backend's journal, or nginx's error or access log (-n N lines, --follow).
+    """
     s = settings_of(c)
     if which not in LOGS:
         raise UserError(f"--which must be one of {', '.join(LOGS)}, not {which!r}")

@@ -43,7 +43,10 @@ def smoke_check(host, s, strict: bool) -> None:
 
 @task
 def smoke(c):
-    """Check key pages through nginx on the server: each answers, and none loops (the chain is shown)."""
+    """Check key pages through nginx: answers, no redirect loop.
+
+    Check key pages through nginx on the server: each answers, and none loops (the chain is shown).
+    """
     s = settings_of(c)
     smoke_check(host_of(c, s), s, strict=True)
 

@@ -11,7 +11,10 @@ from .core.runtime import connection_of, known_hosts_of, settings_of
 @task(help={"fingerprint": "the fingerprint you expect (SHA256:..., e.g. from your provider's console); "
                            "the host is refused when it offers another key"})
 def trust_host(c, fingerprint=None):
-    """Show a server's ssh host key and record it in known_hosts (once per new server)."""
+    """Show a server's ssh host key and record it in known_hosts.
+
+    Show a server's ssh host key and record it in known_hosts (once per new server).
+    """
     s = settings_of(c)
     conn = connection_of(c, s)
     files = known_hosts_of(conn, s)

@@ -76,7 +76,10 @@ def check_certificate(host, s) -> None:
 
 @task(help={"check": "only report: days until expiry, served certificate, and `certbot renew --dry-run`"})
 def tls(c, check=False):
-    """Get a Let's Encrypt certificate with certonly --webroot (nginx config untouched), then serve HTTPS."""
+    """Get the certificate (certonly --webroot) and serve HTTPS.
+
+    Get a Let's Encrypt certificate with certonly --webroot (nginx config untouched), then serve HTTPS.
+    """
     s = settings_of(c)
     domains = s.require("domains", "tls")
     host = host_of(c, s)
