@@ -148,6 +148,14 @@ SCHEMA: dict = {
             "sse": Field("AES256", one_of("AES256", "aws:kms", "none"), "server-side encryption of uploads"),
         },
     },
+    "secrets_check": {
+        "patterns": Field([".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/",
+                           "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
+                                            "a list of file name patterns"),
+                          "files git must never hold; `name/` means a directory anywhere (guide section 10)"),
+        "allowed": Field(["*.example"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
+                                                "a list of file name patterns"), "exceptions, such as .env.example"),
+    },
     "ssh": {
         "known_hosts": Field(None, optional(local_path),
                              "known_hosts file to check host keys against (default: ssh config, then ~/.ssh)"),
