@@ -33,7 +33,8 @@ NAME = "bench"                            # the only stand-in this benchmark tou
 STATE = Path("/var/lib/qms-standin") / NAME
 HOME = "/home/ubuntu"
 FRONTEND = f"{HOME}/QMS/frontend"         # app_root/frontend.dir from the default settings
-RUNS = 3
+RUNS = [3]   # --runs
+RTT = [0.0]  # --rtt
 
 # The export: ~3,000 files / ~30 MB. A real Next.js export is mostly JS/CSS/HTML text (gzip shrinks it 3-5x)
 # plus images and fonts that do not compress. make_export's assets are random bytes: they stand for the images.
@@ -111,13 +112,26 @@ def standin(*args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+RELAYED_CONFIG: list[Path] = []   # set by --rtt: the ssh config whose connections go through bench/delay_relay.py
+
+
 def ssh_config() -> Path:
-    return STATE / "ssh_config"
+    """The ssh config the measured tools use (with --rtt, one that adds latency to every connection)."""
+    return RELAYED_CONFIG[0] if RELAYED_CONFIG else STATE / "ssh_config"
+
+
+def relayed_ssh_config(work: Path, rtt_ms: float) -> Path:
+    """The stand-in's ssh config plus a ProxyCommand that delays each direction by half the round trip."""
+    relay = Path(__file__).resolve().parent / "delay_relay.py"
+    text = (STATE / "ssh_config").read_text().rstrip("\n")
+    path = work / "ssh_config"
+    path.write_text(f"{text}\n  ProxyCommand {sys.executable} {relay} %h %p {rtt_ms / 2}\n")
+    return path
 
 
 def on_standin(command: str) -> None:
     """Set-up and clean-up between runs, never inside a measurement."""
-    subprocess.run(["ssh", "-F", str(ssh_config()), NAME, command], check=True, stdin=subprocess.DEVNULL,
+    subprocess.run(["ssh", "-F", str(STATE / "ssh_config"), NAME, command], check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL)
 
 
@@ -130,7 +144,7 @@ CALIBRATE = ("import os,shutil,time; d='%s/fs-calibrate'; shutil.rmtree(d,True);
 
 
 def file_system_seconds() -> float:
-    result = subprocess.run(["ssh", "-F", str(ssh_config()), NAME, f"python3 -c {shlex.quote(CALIBRATE)}"],
+    result = subprocess.run(["ssh", "-F", str(STATE / "ssh_config"), NAME, f"python3 -c {shlex.quote(CALIBRATE)}"],
                             check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return float(result.stdout)
 
@@ -151,7 +165,7 @@ def settings_file(work: Path, app_dir: Path) -> Path:
     """conf/standin.yaml pointed at the bench stand-in and at our scratch app, as tests/standin/conftest.py does."""
     conf = work / "bench.yaml"
     conf.write_text((REPO / "conf" / "standin.yaml").read_text()
-                    .replace("/var/lib/qms-standin/standin/", f"{STATE}/")
+                    .replace("/var/lib/qms-standin/standin/ssh_config", str(ssh_config()))
                     .replace("host: standin", f"host: {NAME}")
                     .replace("app_dir: tests/example_app", f"app_dir: {app_dir}")
                     .replace("qms:\n", "qms:\n  env: standin\n"))
@@ -214,23 +228,23 @@ def run_benchmark(all_tools: list[Tool], out: Path) -> list[float]:
     calibration = []
     # Interleaved, and the order rotated each round, so that a slow moment of the machine hits all tools alike;
     # `sync` after each clean-up, so that no tool pays for flushing what the one before it wrote or deleted.
-    for run in range(RUNS):
+    for run in range(RUNS[0]):
         calibration.append(file_system_seconds())
-        print(f"  round {run + 1}/{RUNS}: the stand-in creates 3,000 files of 10 KB in {calibration[-1]:.2f} s",
+        print(f"  round {run + 1}/{RUNS[0]}: the stand-in creates 3,000 files of 10 KB in {calibration[-1]:.2f} s",
               flush=True)
         for tool in all_tools[run:] + all_tools[:run]:
             on_standin(f"{tool.forget} && sync")
             tool.first.append(measure(tool.command, tool.cwd))
-            print(f"  first upload  {run + 1}/{RUNS}  {tool.name:<18} {tool.first[-1].seconds:6.2f} s "
+            print(f"  first upload  {run + 1}/{RUNS[0]}  {tool.name:<18} {tool.first[-1].seconds:6.2f} s "
                   f"{tool.first[-1].sent:>12,} B", flush=True)
     # Every target now holds the export; each round edits one file and each tool brings its target up to date
     # (scp knows no "changed files": it copies the whole tree again, which is what people do with it).
-    for run in range(RUNS):
+    for run in range(RUNS[0]):
         change_one_file(out, run)
         on_standin("sync")
         for tool in all_tools[run:] + all_tools[:run]:
             tool.change.append(measure(tool.command, tool.cwd))
-            print(f"  one-file change {run + 1}/{RUNS}  {tool.name:<18} {tool.change[-1].seconds:6.2f} s "
+            print(f"  one-file change {run + 1}/{RUNS[0]}  {tool.name:<18} {tool.change[-1].seconds:6.2f} s "
                   f"{tool.change[-1].sent:>12,} B", flush=True)
     return calibration
 
@@ -242,8 +256,9 @@ def median(samples: list[Sample], what: str) -> float:
 
 def report(all_tools: list[Tool], calibration: list[float], files: int, size: int, total: float) -> None:
     ours, rsync, scp = all_tools
-    print(f"\nupload of a generated export, {files:,} files / {size / 1e6:.1f} MB, to stand-in `{NAME}`; "
-          f"median of {RUNS} runs\n")
+    print(f"\nupload of a generated export, {files:,} files / {size / 1e6:.1f} MB, to stand-in `{NAME}`"
+          f"{f' over a {RTT[0]:g} ms round trip' if RTT[0] else ' (no added latency)'}; "
+          f"median of {RUNS[0]} runs\n")
     header = ("tool", "first upload (s)", "bytes sent", "one-file change (s)", "bytes sent")
     rows = [(t.name, f"{median(t.first, 'seconds'):.2f}", f"{median(t.first, 'sent'):,.0f}",
              f"{median(t.change, 'seconds'):.2f}", f"{median(t.change, 'sent'):,.0f}") for t in all_tools]
@@ -277,7 +292,11 @@ def report(all_tools: list[Tool], calibration: list[float], files: int, size: in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", action="store_true", help="leave the stand-in running afterwards")
+    parser.add_argument("--rtt", type=float, default=0,
+                        help="add this many ms of round-trip time to every connection, as on a link to a VPS")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (default 3)")
     args = parser.parse_args()
+    RUNS[0], RTT[0] = args.runs, args.rtt
     for tool in ("rsync", "scp", "ssh"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (apt-get install rsync openssh-client)")
@@ -291,6 +310,10 @@ def main() -> int:
         files, size = tree_size(out)
         print(f"bench: {files:,} files, {size / 1e6:.1f} MB; booting a fresh stand-in `{NAME}`", flush=True)
         standin("up", "--fresh")
+        if args.rtt:
+            RELAYED_CONFIG.append(relayed_ssh_config(work, args.rtt))
+            print(f"bench: every measured connection goes through a relay adding {args.rtt:g} ms of round trip",
+                  flush=True)
         conf = settings_file(work, app_dir)
         subprocess.run([fab_exe(), "-f", str(conf), "prepare"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         all_tools = tools(conf, app_dir)
