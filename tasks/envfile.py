@@ -6,8 +6,8 @@ from .core import backend_plan as plan
 from .core.runtime import host_of, settings_of
 
 
-@task
-def env(c):
+@task(help={"diff": "only show which keys differ from the server's .env (values never shown); change nothing"})
+def env(c, diff=False):
     """Write the server's .env (0600) from settings and secrets.
 
     Write the server's .env (mode 0600) from the settings and the secrets file; origins follow the domains.
@@ -15,7 +15,14 @@ def env(c):
     s = settings_of(c)
     text = plan.render_env(s)
     host = host_of(c, s)
-    # show_diff: the diff is printed through the secrets mask, but say nothing of values at all
+    changes = plan.env_changes((host.read(plan.env_file(s)) or b"").decode(errors="replace"), text)
+    for key, change in changes:
+        host.say(f"{change:8} {key}")
+    if diff:
+        host.say(f"{plan.env_file(s)}: {len(changes)} key(s) differ" if changes else f"{plan.env_file(s)}: same keys "
+                 "and values as the settings")
+        return
+    # no textual diff: it would show values; the key list above says what changes
     changed = host.put(plan.env_file(s), text, 0o600, s.user, show_diff=False)
     host.say(f"{plan.env_file(s)} {'written' if changed else 'unchanged'} ({len(text.splitlines()) - 1} keys)"
              f"{': run restart so the backend reads it' if changed else ''}")

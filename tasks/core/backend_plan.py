@@ -108,3 +108,18 @@ def uv_candidates(s: Settings, home: str) -> list[str]:
     """Where uv may be: the setting, then the usual install places (~/.local/bin is where the guide had it)."""
     found = [s.backend.uv] if s.backend.uv else []
     return found + [posixpath.join(home, ".local/bin/uv"), "/usr/local/bin/uv", "/opt/uv/bin/uv", "/usr/bin/uv"]
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """A .env as written by render_env (or by hand): key -> value, quotes and escapes undone, no interpolation."""
+    import io
+
+    from dotenv import dotenv_values
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items() if v is not None}
+
+
+def env_changes(server_text: str | None, wanted_text: str) -> list[tuple[str, str]]:
+    """(key, 'added' | 'removed' | 'changed') between the server's .env and the rendered one; values never shown."""
+    old, new = parse_env(server_text or ""), parse_env(wanted_text)
+    return sorted([(k, "added") for k in new.keys() - old.keys()] + [(k, "removed") for k in old.keys() - new.keys()]
+                  + [(k, "changed") for k in new.keys() & old.keys() if old[k] != new[k]])

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, fab
 from tests.standin.conftest import deploy_example_app, get, remove_standin
 
 pytestmark = pytest.mark.standin
@@ -189,3 +189,22 @@ def test_deps_installs_uv_from_pypi_when_the_server_has_none(box):
         assert "installing it from PyPI" in result.stdout and "(/opt/uv/bin/uv)" in result.stdout
     finally:
         box.ssh("mv ~/.local/bin/uv.away ~/.local/bin/uv")
+
+
+def test_env_diff_names_keys_never_values_and_a_change_restarts(box, tmp_path):
+    conf = tmp_path / "more.yaml"
+    conf.write_text(box.conf.read_text().replace(
+        "qms:\n", "qms:\n  backend:\n    env:\n      FEATURE_FLAG: 'on $HOME \"quoted\" #1'\n"))
+    before = box.ssh("sudo sha256sum /home/ubuntu/QMS/.env").stdout
+    diff = fab("-f", conf, "env", "--diff")
+    assert diff.returncode == 0, diff.stderr
+    assert "added    FEATURE_FLAG" in diff.stdout and "quoted" not in diff.stdout
+    assert box.ssh("sudo sha256sum /home/ubuntu/QMS/.env").stdout == before
+    try:
+        assert fab("-f", conf, "env").returncode == 0
+        assert 'FEATURE_FLAG="on $HOME \\"quoted\\" #1"' in box.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+        assert box.ssh("stat -c %a /home/ubuntu/QMS/.env").stdout.strip() == "600"
+        restarted = fab("-f", conf, "restart")
+        assert restarted.returncode == 0 and "/home/ubuntu/QMS/.env changed since it started" in restarted.stdout
+    finally:
+        assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0

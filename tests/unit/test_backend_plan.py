@@ -64,3 +64,11 @@ def test_pending_migrations_from_showmigrations_plan():
     output = "[X]  contenttypes.0001_initial\n[X]  quality.0001_initial\n[ ]  quality.0002_defect_owner\n"
     assert plan.pending_migrations(output) == ["quality.0002_defect_owner"]
     assert plan.pending_migrations("[X]  a.0001\n") == []
+
+
+def test_env_changes_name_keys_only_and_survive_quoting():
+    old = 'A="1"\nB="x \\"q\\" $HOME"\nGONE="z"\n'
+    new = 'A="1"\nB="x \\"q\\" $HOME2"\nNEW="y"\n'
+    assert plan.env_changes(old, new) == [("B", "changed"), ("GONE", "removed"), ("NEW", "added")]
+    assert plan.env_changes(None, 'A="1"\n') == [("A", "added")]
+    assert plan.parse_env('K="a\\\\b \\"c\\" $X"\n') == {"K": 'a\\b "c" $X'}
