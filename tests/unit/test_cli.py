@@ -71,3 +71,11 @@ def test_secret_values_are_masked_in_settings_output(write_conf, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "SECRET_KEY=********" in result.stdout
     assert "very-secret-value-123" not in result.stdout + result.stderr
+
+
+def test_the_korean_quickstart_names_only_real_tasks():
+    import re
+    text = (REPO / "README.ko.md").read_text()
+    named = set(re.findall(r"(?:fab|inv) -f conf[\\/]\S+ ([a-z-]+)", text)) | set(re.findall(r"`([a-z][a-z-]+)`", text))
+    unknown = {name for name in named if name not in ns.task_names and not name.startswith(("fab", "inv"))}
+    assert named & set(ns.task_names) and not unknown, unknown
