@@ -17,6 +17,7 @@ from .core.errors import UserError
 from .core.nginx_site import (nginx_binary, nginx_test, lint, parse_nginx_version, render_site,
                               route_collisions)
 from .core.runtime import host_of, settings_of
+from .smoke import smoke_check
 
 NGINX_PROBLEM = ("[warn]", "[emerg]", "[crit]", "[alert]")
 
@@ -132,7 +133,6 @@ def nginx_reload(c, force=False):
     if not changed:
         host.say("nginx site unchanged: nothing to reload (--force to reload anyway)")
     if not host.dry:
-        from .smoke import smoke_check   # smoke builds on this module
         smoke_check(host, s, strict=False)
 
 
