@@ -57,7 +57,7 @@ def check_secrets(c, repo=None):
 
 @task(help={"repo": "the git repository to protect (default: the one holding qms.app_dir)"})
 def install_hooks(c, repo=None):
-    """Install check-secrets as the repository's git pre-commit hook."""
+    """Install check-secrets as the repo's git pre-commit hook."""
     s = settings_of(c)
     top = repo_of(s, repo)
     hooks = Path(git(top, "rev-parse", "--git-path", "hooks").stdout.strip())

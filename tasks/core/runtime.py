@@ -4,11 +4,13 @@ Tasks call `settings_of(c)` and `host_of(c, s)`; nothing else looks inside the c
 """
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Optional
 
 import fabric
 import paramiko
-from pathlib import Path
 from fabric import Connection
 
 from . import settings as settings_module
@@ -48,8 +50,15 @@ def settings_of(c) -> Settings:
         secrets_path = s.local_path(s.secrets_file.format(env=s.env))
         s.secrets = read_dotenv(secrets_path)
         s.secrets_path = secrets_path
+        warn_if_readable_by_others(secrets_path)
     install_masking(masker_for(s.secrets))
     return s
+
+
+def warn_if_readable_by_others(path) -> None:
+    """Secrets files are 0600 (POSIX; Windows has no such mode bits): say so, once, without stopping."""
+    if os.name == "posix" and path.is_file() and path.stat().st_mode & 0o077:
+        print(f"warning: {path} can be read by other users: chmod 600 {path}", file=sys.stderr)
 
 
 def _plain(value):

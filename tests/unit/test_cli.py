@@ -79,3 +79,15 @@ def test_the_korean_quickstart_names_only_real_tasks():
     named = set(re.findall(r"(?:fab|inv) -f conf[\\/]\S+ ([a-z-]+)", text)) | set(re.findall(r"`([a-z][a-z-]+)`", text))
     unknown = {name for name in named if name not in ns.task_names and not name.startswith(("fab", "inv"))}
     assert named & set(ns.task_names) and not unknown, unknown
+
+
+def test_a_secrets_file_others_can_read_is_named_with_the_fix(write_conf, tmp_path):
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("SECRET_KEY=very-secret-value-123\n")
+    secrets.chmod(0o644)
+    conf = write_conf(f"qms:\n  secrets_file: {secrets}\n  host: x\n")
+    result = fab("-f", conf, "settings")
+    assert result.returncode == 0
+    assert f"warning: {secrets} can be read by other users: chmod 600 {secrets}" in result.stderr
+    secrets.chmod(0o600)
+    assert "warning" not in fab("-f", conf, "settings").stderr
