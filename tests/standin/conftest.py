@@ -121,6 +121,7 @@ def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = 
     make_export(s.app / "frontend" / "out", marker="backend")
     s.secrets = tmp / "standin.env"
     s.secrets.write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n" + secrets)
+    s.secrets.chmod(0o600)
     s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {s.app}")
                       .replace("qms:\n", f"qms:\n  secrets_file: {s.secrets}\n{settings}"))
     s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)

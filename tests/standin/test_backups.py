@@ -70,6 +70,7 @@ def variant(box, tmp_path, secrets: str) -> Path:
     """A settings file for the same stand-in with other secrets."""
     conf, path = tmp_path / "standin.yaml", tmp_path / "other.env"
     path.write_text(secrets)
+    path.chmod(0o600)
     conf.write_text(box.conf.read_text().replace(f"secrets_file: {box.secrets}", f"secrets_file: {path}"))
     return conf
 
