@@ -39,9 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export   # noqa: E402
+from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, fab_exe, standin_settings   # noqa: E402
 
 NAME = "benchrestart"                     # the only stand-in this benchmark touches
-STATE = Path("/var/lib/qms-standin") / NAME
+STATE = STATES / NAME
 HOME = "/home/ubuntu"
 APP_ROOT = f"{HOME}/QMS"                  # the default settings' app_root, backend.dir, backend.unit, port
 BACKEND = f"{APP_ROOT}/backend"
@@ -158,14 +159,6 @@ def on_standin(command: str, input: Optional[str] = None) -> str:
     return result.stdout
 
 
-def fab_exe() -> str:
-    """The `fab` beside this interpreter (a virtualenv), else the one on PATH, else the repo's .venv."""
-    local = Path(sys.executable).parent / "fab"
-    if local.exists():
-        return str(local)
-    return shutil.which("fab") or str(REPO / ".venv" / "bin" / "fab")
-
-
 def fab(conf: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([fab_exe(), "-f", str(conf), *args], cwd=REPO, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=timeout)
@@ -179,16 +172,12 @@ def deploy(work: Path) -> Path:
     make_export(app / "frontend" / "out", marker="bench-restart")
     secrets_file = work / "standin.env"
     secrets_file.write_text(f"SECRET_KEY=bench-only-{secrets.token_urlsafe(40)}\n")
+    secrets_file.chmod(0o600)
     conf = work / f"{NAME}.yaml"
-    conf.write_text((REPO / "conf" / "standin.yaml").read_text()
-                    .replace("/var/lib/qms-standin/standin/", f"{STATE}/")
-                    .replace("host: standin", f"host: {NAME}")
-                    .replace("app_dir: tests/example_app", f"app_dir: {app}")
-                    .replace("qms:\n", f"qms:\n  env: standin\n  secrets_file: {secrets_file}\n"))
+    conf.write_text(standin_settings(NAME, app_dir=app, extra=f"  secrets_file: {secrets_file}\n"))
     subprocess.run([str(REPO / "scripts" / "standin"), "publish", str(app), "--name", NAME, "--message",
                     "example app for bench/restart.py"], check=True, stdout=subprocess.DEVNULL)
-    for step in ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload",
-                 "nginx-reload", "fix-perms", "restart"):
+    for step in (step for step in DEPLOY_STEPS if step != "tls"):   # plain HTTP: the load needs no certificate
         started = time.monotonic()
         result = fab(conf, step)
         if result.returncode != 0:

@@ -28,9 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export, restamp   # noqa: E402
+from tests.standin.harness import STATE as STATES, fab_exe, standin_settings   # noqa: E402
 
 NAME = "bench"                            # the only stand-in this benchmark touches
-STATE = Path("/var/lib/qms-standin") / NAME
+STATE = STATES / NAME
 HOME = "/home/ubuntu"
 FRONTEND = f"{HOME}/QMS/frontend"         # app_root/frontend.dir from the default settings
 RUNS = [3]   # --runs
@@ -162,13 +163,8 @@ def counters() -> tuple[int, int]:
 
 
 def settings_file(work: Path, app_dir: Path) -> Path:
-    """conf/standin.yaml pointed at the bench stand-in and at our scratch app, as tests/standin/conftest.py does."""
     conf = work / "bench.yaml"
-    conf.write_text((REPO / "conf" / "standin.yaml").read_text()
-                    .replace("/var/lib/qms-standin/standin/ssh_config", str(ssh_config()))
-                    .replace("host: standin", f"host: {NAME}")
-                    .replace("app_dir: tests/example_app", f"app_dir: {app_dir}")
-                    .replace("qms:\n", "qms:\n  env: standin\n"))
+    conf.write_text(standin_settings(NAME, ssh_config(), app_dir))
     return conf
 
 
@@ -191,12 +187,6 @@ def measure(argv: list[str], cwd: Path) -> Sample:
         raise SystemExit(f"bench: {' '.join(argv[:3])} ... failed ({result.returncode}):\n"
                          f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return Sample(seconds, tx1 - tx0, rx1 - rx0)
-
-
-def fab_exe() -> str:
-    """The `fab` beside this interpreter (a virtualenv), else the one on PATH."""
-    local = Path(sys.executable).parent / "fab"
-    return str(local) if local.exists() else (shutil.which("fab") or "fab")
 
 
 @dataclass

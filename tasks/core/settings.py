@@ -34,7 +34,6 @@ def integer(low: int, high: int) -> Check:
                    f"an integer from {low} to {high}")
 
 
-flag = _expect(lambda v: isinstance(v, bool), "true or false")
 absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and ".." not in v.split("/"),
                         "an absolute path such as /home/ubuntu/QMS")
 relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/"),

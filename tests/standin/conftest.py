@@ -11,9 +11,9 @@ from fabric import Config, Connection
 from tasks.core.host import Host, known_hosts_files, secure
 from tests.conftest import REPO, fab
 from tests.export_fixture import make_export
+from tests.standin.harness import DEPLOY_STEPS, STATE, standin_settings
 
 STANDIN = REPO / "scripts" / "standin"
-STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
 
 
 def standin_cmd(*args, check=True) -> subprocess.CompletedProcess:
@@ -88,10 +88,7 @@ def make_standin(base: str, tmp: Path) -> Standin:
     standin_cmd("up", "--fresh", "--name", name)
     directory = STATE / name
     conf = tmp / f"{name}.yaml"
-    conf.write_text((REPO / "conf" / "standin.yaml").read_text()
-                    .replace("/var/lib/qms-standin/standin/", f"{directory}/")
-                    .replace("host: standin", f"host: {name}")
-                    .replace("qms:\n", "qms:\n  env: standin\n"))   # tests copy it under other file names
+    conf.write_text(standin_settings(name))
     return Standin(name, directory, conf)
 
 
@@ -108,9 +105,6 @@ def standin(tmp_path_factory):
     remove_standin(s)
 
 
-DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload", "nginx-reload",
-                "tls", "fix-perms", "restart")
-
 
 def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
     """A fresh stand-in serving the example app over HTTPS: frontend release, backend under systemd. `settings`
@@ -122,8 +116,7 @@ def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = 
     s.secrets = tmp / "standin.env"
     s.secrets.write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n" + secrets)
     s.secrets.chmod(0o600)
-    s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {s.app}")
-                      .replace("qms:\n", f"qms:\n  secrets_file: {s.secrets}\n{settings}"))
+    s.conf.write_text(standin_settings(s.name, app_dir=s.app, extra=f"  secrets_file: {s.secrets}\n{settings}"))
     s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
     s.publish("example app v1")
     # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.

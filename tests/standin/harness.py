@@ -1,0 +1,31 @@
+"""What the stand-in tests and the benchmarks share (no pytest here): a settings file for a stand-in, the steps of
+a first deploy, and the `fab` to run."""
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
+DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload", "nginx-reload",
+                "tls", "fix-perms", "restart")
+
+
+def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Optional[Path] = None,
+                     extra: str = "") -> str:
+    """conf/standin.yaml pointed at stand-in `name`, its environment `standin` whatever the file is called;
+    `extra` is YAML added under qms:."""
+    text = ((REPO / "conf" / "standin.yaml").read_text()
+            .replace("/var/lib/qms-standin/standin/ssh_config", str(ssh_config or STATE / name / "ssh_config"))
+            .replace("host: standin", f"host: {name}")
+            .replace("qms:\n", "qms:\n  env: standin\n" + extra))
+    return text.replace("app_dir: tests/example_app", f"app_dir: {app_dir}") if app_dir else text
+
+
+def fab_exe() -> str:
+    """The `fab` beside this interpreter (a virtualenv), else the one on PATH, else the repo's .venv."""
+    local = Path(sys.executable).parent / "fab"
+    if local.exists():
+        return str(local)
+    return shutil.which("fab") or str(REPO / ".venv" / "bin" / "fab")
