@@ -28,6 +28,7 @@ def fail(message):
 
 
 def digest(path):
+    # each agent travels alone (python3 -c), so it carries its own copy of this helper
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
