@@ -1,13 +1,15 @@
 """The task tree: one module per concern, assembled into one flat namespace for `fab` and `inv`."""
 from invoke import Collection
 
-from . import backend, backups, build, environment, envfile, git, nginx, perms, release, secrets_check, server, service, smoke, ssh, tls
+from . import backend, backups, build, deploy, environment, envfile, git, history, lock, nginx, perms, release, \
+    secrets_check, server, service, setup, smoke, ssh, tls
 from .core.errors import install_excepthook
 from .core.settings import defaults
 
 install_excepthook()
 
-MODULES = (environment, ssh, server, build, release, perms, nginx, smoke, tls, envfile, git, backend, service, backups, secrets_check)
+MODULES = (environment, ssh, server, build, release, perms, nginx, smoke, tls, envfile, git, backend, service, backups,
+           secrets_check, setup, deploy, history, lock)
 
 ns = Collection()
 for module in MODULES:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from invoke import Collection, task
 
 from .core import backend_plan as plan
+from .core.deploy_records import listed
 from .core.errors import UserError
 from .backups import create_backup
 from .core.runtime import host_of, settings_of
@@ -30,10 +31,10 @@ def install_uv(host) -> str:
     return f"{UV_HOME}/bin/uv"
 
 
-def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False):
+def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False, extra_env_file: str = ""):
     """manage.py ARGS on the server; a failure is one line with its last message. None under --dry, unless the
     command only reads (then it runs, so that a dry run can show what would happen)."""
-    result = host.run(plan.manage_command(s, args), sudo=True, hide=hide, warn=True, timeout=1800,
+    result = host.run(plan.manage_command(s, args, extra_env_file), sudo=True, hide=hide, warn=True, timeout=1800,
                       write=not read_only)
     if result is not None and result.failed:
         last = (result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"])[-1]
@@ -57,7 +58,7 @@ def deps(c):
     result = host.run(f"cd {shlex.quote(directory)} && UV_PYTHON_DOWNLOADS=never {shlex.quote(uv)} sync --locked "
                       "--no-dev 2>&1", warn=True, timeout=1800)
     if result is None:
-        return
+        return None
     if result.failed:
         tail = [line for line in result.stdout.splitlines() if line.strip()][-3:]
         raise UserError(f"[{host.name}] uv sync failed in {directory}: {' | '.join(tail) or 'no output'}")
@@ -65,6 +66,8 @@ def deps(c):
                                                                                               "Uninstalled",
                                                                                               "Audited"))]
     host.say(f"dependencies in sync ({uv}): {'; '.join(summary) or 'nothing to do'}")
+    changed = [line for line in summary if not line.startswith("Audited")]
+    return "; ".join(changed) or None
 
 
 @task
@@ -78,21 +81,22 @@ def migrate(c):
     pending = plan.pending_migrations(manage_run(host, s, "showmigrations --plan", read_only=True).stdout)
     if not pending:
         host.say("no pending migrations")
-        return
+        return None
     host.say(f"pending migrations: {', '.join(pending)}")
     exists = host.probe(f"test -s {shlex.quote(plan.database_path(s))}", sudo=True).ok
     backup = create_backup(host, s, "pre-migrate").get("id", "") if exists else ""
     try:
         if manage_run(host, s, "migrate --noinput") is None:
-            return
+            return None
     except UserError as failed:
         if backup:
-            raise UserError(f"{failed.message[7:]}; the backup from before is {backup} (fab restore {backup})") from None
+            raise UserError(f"{failed.reason}; the backup from before is {backup} (fab restore {backup})") from None
         raise
     record = {"backup": backup, "applied": pending, "at": datetime.now(timezone.utc).isoformat()}
     host.put(posixpath.join(s.app_root, ".deploy", "migrate.json"), json.dumps(record) + "\n", 0o640,
              show_diff=False)
     host.say(f"applied {len(pending)} migration(s)")
+    return listed(pending, "migrations applied:") + (f", after backup {backup}" if backup else "")
 
 
 @task
@@ -105,8 +109,10 @@ def collectstatic(c):
     host = host_of(c, s)
     result = manage_run(host, s, "collectstatic --noinput")
     if result is None:
-        return
-    host.say((result.stdout.strip().splitlines() or ["collectstatic: done"])[-1])
+        return None
+    last = (result.stdout.strip().splitlines() or ["collectstatic: done"])[-1]
+    host.say(last)
+    return None if last.startswith("0 static files copied") else last
 
 
 @task(positional=["command"], help={"command": "the manage.py command line, quoted: fab manage 'createsuperuser'"})

@@ -207,7 +207,7 @@ def restore(c, backup, from_="server"):
     host.say(f"backup {bid} passes its checksum and integrity_check")
     if host.dry:
         host.say(f"would stop {s.backend.unit}, save the current database, restore {bid}, start and check health")
-        return
+        return None
     unit = shlex.quote(s.backend.unit)
     saved = create_backup(host, s, "pre-restore", protect=bid)
     host.sudo(f"systemctl stop {unit}.socket {unit}.service")
@@ -221,9 +221,10 @@ def restore(c, backup, from_="server"):
             host.sudo(f"systemctl stop {unit}.socket {unit}.service")
             agent(host, s, "restore", plan.database_path(s), backup_dir(s), saved["id"], sudo=True)
             host.sudo(f"systemctl start {unit}.socket {unit}.service")
-        raise UserError(f"[{host.name}] restore of {bid} failed and was undone: {failure.message[7:]}") from None
+        raise UserError(f"[{host.name}] restore of {bid} failed and was undone: {failure.reason}") from None
     host.say(f"database restored from {bid} (the one it replaced is backup {saved.get('id', 'none')}); "
              f"{s.backend.unit} is healthy")
+    return f"database from backup {bid}"
 
 
 ns = Collection(backup, list_backups, restore)

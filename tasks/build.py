@@ -75,7 +75,11 @@ def build(c, install=False):
 
     Build the frontend export locally with the environment's API URL, check the bundle, write build-info.json.
     """
-    s = settings_of(c)
+    make_export(settings_of(c), install, dry=c.config.run.dry)
+
+
+def make_export(s, install: bool = False, dry: bool = False) -> None:
+    """The build itself; local only, so a deploy's plan runs it for real to show what an upload would send."""
     env_name = s.require("env", "build (pick an environment with -f conf/ENV.yaml)")
     frontend = s.local_path(s.app_dir) / s.frontend.dir
     if not (frontend / "package.json").is_file():
@@ -88,7 +92,7 @@ def build(c, install=False):
     print(f"build: {env_name}: NEXT_PUBLIC_API_URL={api_url} (from {s.source})", flush=True)
     for shadowed in shadowing_env_files(frontend, api_url):
         print(f"build: note: {shadowed} is ignored: the settings' value wins", flush=True)
-    if c.config.run.dry:
+    if dry:
         print(f"build: would run npm {'ci, npm ' if install or npm_install_needed(frontend) else ''}run build "
               f"in {frontend}")
         return

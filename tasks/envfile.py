@@ -3,6 +3,7 @@ and the local secrets file, mode 0600, never printed."""
 from invoke import Collection, task
 
 from .core import backend_plan as plan
+from .core.deploy_records import listed
 from .core.runtime import host_of, settings_of
 
 
@@ -21,11 +22,12 @@ def env(c, diff=False):
     if diff:
         host.say(f"{plan.env_file(s)}: {len(changes)} key(s) differ" if changes else f"{plan.env_file(s)}: same keys "
                  "and values as the settings")
-        return
+        return None
     # no textual diff: it would show values; the key list above says what changes
     changed = host.put(plan.env_file(s), text, 0o600, s.user, show_diff=False)
     host.say(f"{plan.env_file(s)} {'written' if changed else 'unchanged'} ({len(text.splitlines()) - 1} keys)"
              f"{': run restart so the backend reads it' if changed else ''}")
+    return listed([key for key, _ in changes], ".env keys:") if changes else ".env mode" if changed else None
 
 
 ns = Collection(env)

@@ -24,8 +24,9 @@ def head(host, s) -> str:
     return result.stdout.strip() if result.ok else ""
 
 
-@task(help={"ref": "branch, tag or commit to go to (default: the setting qms.branch)"})
-def git_pull(c, ref=None):
+@task(help={"ref": "branch, tag or commit to fetch (default: the setting qms.branch)",
+            "commit": "the exact commit to go to, which must be in what was fetched (default: its tip)"})
+def git_pull(c, ref=None, commit=None):
     """Fast-forward the server's clone; refuse local edits.
 
     Fetch and fast-forward the server's clone (cloning it the first time); refuse local edits or diverged history.
@@ -52,16 +53,20 @@ def git_pull(c, ref=None):
     if host.dry:
         remote = host.probe(git(s, f"ls-remote origin {shlex.quote(target)}")).stdout.split()[:1]
         host.say(f"would fetch {target} ({remote[0][:7] if remote else 'not found'}) and fast-forward from "
-                 f"{previous[:7] or 'nothing'}")
-        return
+                 f"{previous[:7] or 'nothing'} to {(commit or (remote[0] if remote else '?'))[:7]}")
+        return None
     fetched = host.run(git(s, f"fetch -q origin {shlex.quote(target)}"), warn=True)
     if fetched.failed:
         raise UserError(f"[{host.name}] cannot fetch {target} from {repo}: "
                         f"{(fetched.stderr.strip().splitlines() or ['no output'])[-1]}")
     new = host.probe(git(s, "rev-parse FETCH_HEAD^{commit}")).stdout.strip()
+    if commit and commit != new:
+        if not host.probe(git(s, f"merge-base --is-ancestor {shlex.quote(commit)} {new}")).ok:
+            raise UserError(f"[{host.name}] commit {commit[:7]} is not on {target} of {repo}: push it first")
+        new = host.probe(git(s, f"rev-parse {shlex.quote(commit)}^{{commit}}")).stdout.strip()
     if previous == new:
         host.say(f"already at {new[:7]} ({target})")
-        return
+        return None
     if previous and not host.probe(git(s, f"merge-base --is-ancestor {previous} {new}")).ok:
         raise UserError(f"[{host.name}] {target} ({new[:7]}) does not contain the server's commit {previous[:7]}: "
                         f"history was rewritten or the server has commits of its own; to take {target} anyway: "
@@ -75,6 +80,7 @@ def git_pull(c, ref=None):
     host.put(posixpath.join(s.app_root, ".deploy", "git.json"), json.dumps(record) + "\n", 0o640, show_diff=False)
     count = host.probe(git(s, f"rev-list --count {previous}..{new}")).stdout.strip() if previous else "all"
     host.say(f"{previous[:7] or 'empty'} -> {new[:7]} ({count} commits from {target})")
+    return f"commit {previous[:7] or 'none'} -> {new[:7]}"
 
 
 ns = Collection(git_pull)

@@ -101,24 +101,31 @@ def reload_and_confirm(host, s, timeout: float = 10.0) -> None:
     confirm_site_answers(host, s)
 
 
-def confirm_site_answers(host, s) -> None:
-    """Ask nginx, over HTTP on the server, for a one-off file in the ACME webroot under the site's own name."""
+def answers_challenge(host, s, domain: str, through_dns: bool = False, tries: int = 25) -> bool:
+    """Whether a one-off file put in the ACME webroot comes back for `domain`: from nginx on 127.0.0.1 (the site is
+    loaded), or through DNS and the network as Let's Encrypt will fetch it (the domain reaches this server)."""
     token = f"qms-probe-{secrets.token_hex(8)}"
     probe = posixpath.join(s.nginx.acme_root, ".well-known", "acme-challenge", token)
+    path = f"/.well-known/acme-challenge/{token}"
+    fetch = (f"curl -s --max-time 10 http://{domain}{path}" if through_dns
+             else f"curl -s --noproxy '*' -H 'Host: {domain}' http://127.0.0.1{path}")
     host.sudo(f"install -d -m 0755 {shlex.quote(posixpath.dirname(probe))} && echo {token} > {shlex.quote(probe)}")
     try:
-        domain = (s.domains or ["localhost"])[0]
-        url = f"http://127.0.0.1/.well-known/acme-challenge/{token}"
-        for _ in range(25):
-            answer = host.probe(f"curl -s -H 'Host: {domain}' {url}").stdout.strip()
-            if answer == token:
-                host.say(f"nginx serves the new configuration for {domain}")
-                return
+        for _ in range(tries):
+            if host.probe(fetch).stdout.strip() == token:
+                return True
             time.sleep(0.2)
-        raise UserError(f"[{host.name}] nginx reloaded but does not serve the site for {domain}: check "
-                        "sites-enabled for another server with the same name")
+        return False
     finally:
         host.sudo(f"rm -f -- {shlex.quote(probe)}")
+
+
+def confirm_site_answers(host, s) -> None:
+    domain = (s.domains or ["localhost"])[0]
+    if not answers_challenge(host, s, domain):
+        raise UserError(f"[{host.name}] nginx reloaded but does not serve the site for {domain}: check "
+                        "sites-enabled for another server with the same name")
+    host.say(f"nginx serves the new configuration for {domain}")
 
 
 @task(help={"force": "install, test and reload even when the server already has the rendered file"})
@@ -134,6 +141,7 @@ def nginx_reload(c, force=False):
         host.say("nginx site unchanged: nothing to reload (--force to reload anyway)")
     if not host.dry:
         smoke_check(host, s, strict=False)
+    return "nginx site reloaded" if changed else None
 
 
 @task

@@ -85,12 +85,13 @@ def fix_perms(c, check=False):
                               for real in trees.values() if real))
     if host.dry:
         host.say("would change the modes above" if blocked or wrong else "nothing to change")
-        return
+        return None
     problems = verify(host, s) if frontend_served else []
     if problems:
         raise UserError(f"[{host.name}] after fixing modes: {problems[0]}")
     host.say(("permissions fixed" if blocked or wrong else "permissions ok: nothing changed") +
              ("; nginx reads and serves the site" if frontend_served else ""))
+    return "file modes" if blocked or wrong else None
 
 
 ns = Collection(fix_perms)

@@ -21,6 +21,9 @@ from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 
 
+DRY_LISTED = 30   # files a dry upload names one by one
+
+
 def local_export(s):
     return s.local_path(s.app_dir) / s.frontend.dir / s.frontend.out
 
@@ -88,7 +91,7 @@ def upload(c):
     current_manifest = releases.decode_manifest(current) if current else None
     if current_manifest == info["manifest"] and current["env"] == s.env:
         host.say(f"release {current['id']} already serves this export: nothing to upload")
-        return
+        return None
     changed, removed = releases.plan_upload(info["manifest"], current_manifest)
     rid = releases.release_id(datetime.now(timezone.utc), info["git_sha"], info["dirty"])
     size = sum(entry[1] for entry in changed.values())
@@ -103,9 +106,15 @@ def upload(c):
     stdout = host.stream(remote.command("release_agent", "receive", root, out), tar_stream(export, plan),
                          label=label, total=size)
     if stdout is None:   # --dry
+        for rel in list(changed)[:DRY_LISTED]:
+            host.say(f"  would send {rel}")
+        if len(changed) > DRY_LISTED:
+            host.say(f"  ... and {len(changed) - DRY_LISTED} more")
+        for rel in removed[:DRY_LISTED]:
+            host.say(f"  would drop {rel}")
         host.say(f"would reuse {releases.count(len(info['manifest']) - len(changed), 'unchanged file')} from "
                  f"{plan['base'] or 'no current release'} and switch {out} to {rid}")
-        return
+        return None
     answer = remote.parse_answer(stdout)
     if "error" in answer:
         raise UserError(f"[{host.name}] upload refused: {answer['error']}; the site still serves "
@@ -115,6 +124,7 @@ def upload(c):
              f"(was {answer['previous'] or 'nothing'})")
     if answer["pruned"]:
         host.say(f"pruned old releases: {', '.join(answer['pruned'])}")
+    return f"release {answer['previous'] or 'none'} -> {answer['id']} ({label.split(' of ')[0]})"
 
 
 @task(name="releases")

@@ -66,6 +66,7 @@ def prepare(c):
     changed = [host.ensure_dir(path, mode) for path, mode in layout(s)] + exclude_tool_paths(host, s)
     host.say("would change the server" if host.dry and any(changed)
              else "layout changed" if any(changed) else "layout already in place: nothing changed")
+    return "directory layout" if any(changed) else None
 
 
 ns = Collection(status, prepare)

@@ -57,6 +57,7 @@ def service(c):
     changed = install_units(host, s)
     host.say(f"{s.backend.unit} units {'installed' if changed else 'unchanged'}"
              f"{': run restart to start it' if changed else ''}")
+    return "systemd units" if changed else None
 
 
 def needs_restart(host, s) -> str:
@@ -143,10 +144,11 @@ def restart(c, mode="auto"):
     before = workers(host, s)
     host.sudo(f"systemctl start {unit}.socket && systemctl {mode} {unit}.service")
     if host.dry:
-        return
+        return None
     wait_healthy(host, s, replaced=before)
     host.say(f"{s.backend.unit} {mode}ed and healthy in {time.monotonic() - started:.1f} s "
              f"(/api/health/ answers directly and through nginx)")
+    return f"{mode}ed"
 
 
 LOGS = {"backend": "journalctl -u {unit}.service --no-pager -o short-iso -n {n}{follow}",

@@ -7,7 +7,7 @@ from invoke import Collection, task
 
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
-from .core.smoke import follow, pages
+from .core.smoke import cors_problem, follow, pages
 
 
 def smoke_check(host, s, strict: bool) -> None:
@@ -26,26 +26,35 @@ def smoke_check(host, s, strict: bool) -> None:
     # Start on plain HTTP, as a browser given the bare name does: with TLS on, the redirect to HTTPS is followed.
     base = f"http://{s.domains[0] if s.domains else 'localhost'}"
     failures, notes = [], []
-    for path, _ in pages(s):
-        result = follow(fetch, base + path, own)
-        if result.problem is None:
-            continue
-        line = f"{path}: {result.problem}: {result.describe_chain()}"
-        (failures if strict or "redirect" in result.problem else notes).append(line)
+    results = [follow(fetch, base + path, own) for path, _ in pages(s)]
+    for result in results:
+        if result.problem is not None:
+            line = f"{result.path}: {result.problem}: {result.describe_chain()}"
+            (failures if strict or "redirect" in result.problem else notes).append(line)
+    health, refused = results[-1], []   # the API health endpoint: the browser's preflight goes to the API
+    for domain in s.domains if health.problem is None else ():
+        origin = f"https://{domain}"   # the guide's section 6: a preflight from each name of the site
+        headers = host.probe(f"curl -s -k --noproxy '*' -o /dev/null -D - --max-time 10 {resolve} -X OPTIONS "
+                             f"-H {shlex.quote('Origin: ' + origin)} -H 'Access-Control-Request-Method: GET' "
+                             f"{shlex.quote(health.chain[-1].url)}").stdout
+        refused += [problem] if (problem := cors_problem(headers, origin)) else []
+    (failures if strict else notes).extend(refused)
     for line in notes:
         host.say(f"note: {line}")
     if failures:
         for line in failures:
             host.say(f"smoke: {line}")
         raise UserError(f"[{host.name}] smoke check failed: {failures[0]}")
-    host.say(f"smoke: {len(pages(s)) - len(notes)} of {len(pages(s))} pages answer through nginx without a loop")
+    host.say(f"smoke: {sum(r.problem is None for r in results)} of {len(results)} pages answer through nginx without "
+             f"a loop{'; CORS preflights answered for ' + ', '.join(s.domains) if health.problem is None and not refused else ''}")
 
 
 @task
 def smoke(c):
-    """Check key pages through nginx: answers, no redirect loop.
+    """Check key pages through nginx: answers, no redirect loop, CORS.
 
-    Check key pages through nginx on the server: each answers, and none loops (the chain is shown).
+    Check key pages through nginx on the server: each answers, none loops (the chain is shown), and the API answers
+    a CORS preflight from each of the site's domains.
     """
     s = settings_of(c)
     smoke_check(host_of(c, s), s, strict=True)

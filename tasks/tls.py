@@ -90,6 +90,7 @@ def tls(c, check=False):
     install_site(host, s, rendered_for(host, s))   # the ACME webroot must answer before certbot asks for it
     host.ensure_dir("/etc/letsencrypt/renewal-hooks/deploy", 0o755, "root")
     host.put(DEPLOY_HOOK, HOOK_SCRIPT, 0o755, "root")
+    issued = False
     facts = certificate_facts(host, s)
     if facts and set(domains) <= facts[0] and days_left(facts[1]) >= s.tls.renew_before_days:
         host.report(f"certificate for {', '.join(domains)}", False, f"{days_left(facts[1])} days left")
@@ -99,12 +100,14 @@ def tls(c, check=False):
                   f" {names} --email {shlex.quote(email)} --agree-tos --non-interactive --no-random-sleep-on-renew "
                   f"--keep-until-expiring --expand{server_flag(s)}", timeout=300)
         host.report(f"certificate for {', '.join(domains)}", True, "certbot certonly --webroot")
+        issued = True
     if host.dry:
-        return
-    install_site(host, s, rendered_for(host, s))   # now with the TLS server block and the redirect
+        return None
+    site_changed = install_site(host, s, rendered_for(host, s))   # now with the TLS block and the redirect
     if served_fingerprint(host, domains[0]) != file_fingerprint(host, s):
         raise UserError(f"[{host.name}] nginx does not serve the new certificate: run nginx-reload --force")
     host.say(f"https://{domains[0]}/ is served with the certificate")
+    return "certificate issued" if issued else "HTTPS site" if site_changed else None
 
 
 ns = Collection(tls)

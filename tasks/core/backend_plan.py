@@ -91,10 +91,12 @@ def render_env(s: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def manage_command(s: Settings, args: str) -> str:
-    """manage.py in exactly the service's environment: same user, directory and EnvironmentFile (run as root)."""
+def manage_command(s: Settings, args: str, extra_env_file: str = "") -> str:
+    """manage.py in exactly the service's environment: same user, directory and EnvironmentFile (run as root);
+    `extra_env_file` adds variables that must not appear on a command line (a password)."""
+    extra = f" -p EnvironmentFile={shlex.quote(extra_env_file)}" if extra_env_file else ""
     return (f"systemd-run --quiet --pipe --wait --collect --uid={shlex.quote(s.user)} --gid={shlex.quote(s.user)} "
-            f"-p WorkingDirectory={shlex.quote(backend_dir(s))} -p EnvironmentFile={shlex.quote(env_file(s))} "
+            f"-p WorkingDirectory={shlex.quote(backend_dir(s))} -p EnvironmentFile={shlex.quote(env_file(s))}{extra} "
             f"{shlex.quote(venv_bin(s, 'python'))} manage.py {' '.join(shlex.quote(a) for a in shlex.split(args))}")
 
 

@@ -11,6 +11,7 @@ class UserError(Exit):
 
     def __init__(self, message: str, code: int = 1):
         super().__init__(f"error: {message}", code=code)
+        self.reason = message   # without the "error: " Invoke prints
 
 
 def startup_error_line(error: BaseException) -> str | None:

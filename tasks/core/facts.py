@@ -170,3 +170,18 @@ def bad_modes_command(tree: str, dir_mode: int = 0o755, file_mode: int = 0o644) 
     q = shlex.quote(tree)
     return (f"find -L {q} \\( -type d ! -perm {dir_mode:04o} -printf 'd %p\\n' \\) "
             f"-o \\( -type f ! -perm {file_mode:04o} -printf 'f %p\\n' \\)")
+
+
+def installed_packages_command(packages: list[str]) -> str:
+    return "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + " ".join(shlex.quote(p) for p in packages) + \
+        " 2>/dev/null"
+
+
+def parse_installed_packages(output: str) -> set[str]:
+    """From installed_packages_command: the packages dpkg has installed (status ii), architecture suffix dropped."""
+    found = set()
+    for line in output.splitlines():
+        name, _, status = line.partition(" ")
+        if status.startswith("ii"):
+            found.add(name.split(":")[0])
+    return found

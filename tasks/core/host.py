@@ -123,6 +123,20 @@ class Host:
             raise RemoteFailure(f"[{self.name}] sending {label} failed: {detail[0]}")
         return stdout
 
+    def hold(self, command: str) -> "Held":
+        """Start `command` on a channel of its own and leave it running beside the other commands: its first output
+        line is the answer. It lives exactly as long as this SSH connection (or until closed), which is what lets
+        a lock tell a running deploy from a killed one."""
+        channel = self.conn.client.get_transport().open_session()
+        channel.exec_command(command)
+        received = b""
+        while b"\n" not in received:
+            data = channel.recv(4096)
+            if not data:
+                break
+            received += data
+        return Held(channel, received.decode(errors="replace"))
+
     # -- idempotent operations -----------------------------------------------------------------------------
     def ensure_dir(self, path: str, mode: int = 0o755, owner: Optional[str] = None,
                    group: Optional[str] = None) -> bool:
@@ -200,6 +214,28 @@ class Host:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise UserError(f"cannot reach {self.name} ({self.conn.host}:{self.conn.port}): {reason}") from None
         return self
+
+
+class Held:
+    """A command left running by Host.hold: send it lines, then close it."""
+    def __init__(self, channel, first_output: str):
+        self.channel = channel
+        self.first_output = first_output
+
+    def send(self, line: str) -> None:
+        if not self.channel.closed:
+            self.channel.sendall((line + "\n").encode())
+
+    def close(self, last_line: str = "") -> str:
+        """Send `last_line` (if any), end the input, and return what it printed after its first line."""
+        if self.channel.closed:
+            return ""
+        if last_line:
+            self.send(last_line)
+        self.channel.shutdown_write()
+        stdout, _ = _drain(self.channel)
+        self.channel.close()
+        return stdout
 
 
 def send_pipelined(produce, send, advance) -> None:

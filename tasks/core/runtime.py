@@ -107,9 +107,17 @@ def known_hosts_of(conn: Connection, s: Settings):
     return known_hosts_files(conn, s.ssh.known_hosts and str(s.local_path(s.ssh.known_hosts)))
 
 
+_hosts: dict = {}   # id(context) -> (context, Host): the steps of a chain share one SSH connection
+
+
 def host_of(c, s: Settings) -> Host:
-    """A connected Host whose key was checked against known_hosts."""
+    """A connected Host whose key was checked against known_hosts; one per context, so that the tasks a chain
+    calls one after another reuse its connection."""
+    known = _hosts.get(id(c))
+    if known and known[0] is c and known[1].conn.is_connected:
+        return known[1]
     conn = connection_of(c, s)
     secure(conn, known_hosts_of(conn, s), accept_new=s.ssh.new_host_keys == "accept")
-    host = Host(conn, dry=bool(conn.config.run.dry), owner=s.user, echo=bool(conn.config.run.echo))
-    return host.open()
+    host = Host(conn, dry=bool(conn.config.run.dry), owner=s.user, echo=bool(conn.config.run.echo)).open()
+    _hosts[id(c)] = (c, host)
+    return host

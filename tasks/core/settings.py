@@ -80,6 +80,8 @@ SCHEMA: dict = {
     "app_root": Field("/home/ubuntu/QMS", absolute_path, "the app's git clone on the server"),
     "branch": Field("main", text, "branch the server follows"),
     "repo": Field(None, optional(text), "git URL the server clones and pulls from"),
+    "git_remote": Field("origin", text, "the local git remote that is `repo`: deploy checks the commit is there "
+                        "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
     "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets"),
@@ -133,6 +135,9 @@ SCHEMA: dict = {
         "acme_server": Field(None, optional(http_url),
                              "ACME directory URL; default Let's Encrypt (the stand-in uses its own pebble)"),
         "renew_before_days": Field(30, integer(1, 89), "tls --check fails when the certificate expires sooner"),
+        "reachability_check": Field(True, _expect(lambda v: isinstance(v, bool), "true or false"),
+                                    "setup asks for a certificate only once every domain reaches this server over "
+                                    "HTTP (false: ask anyway, for an ACME server with DNS of its own)"),
     },
     "backups": {
         "keep": Field(14, integer(1, 1000), "database backups kept on the server (the oldest go first)"),
@@ -146,6 +151,19 @@ SCHEMA: dict = {
             "region": Field(None, optional(text), "AWS region of the bucket"),
             "sse": Field("AES256", one_of("AES256", "aws:kms", "none"), "server-side encryption of uploads"),
         },
+    },
+    "setup": {
+        "packages": Field(["nginx", "certbot", "python3-venv", "sqlite3", "git", "curl", "ca-certificates"],
+                          _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and re.fullmatch(
+                              r"[a-z0-9][a-z0-9+.-]+", p) for p in v), "a list of Debian package names"),
+                          "system packages setup installs when missing (apt-get)"),
+        "superuser": Field("admin", _expect(lambda v: isinstance(v, str), "a user name, or '' for none"),
+                           "Django superuser setup creates once, password DJANGO_SUPERUSER_PASSWORD from the secrets "
+                           "file ('' : none)"),
+        "superuser_email": Field("", _expect(lambda v: isinstance(v, str), "an email address or ''"),
+                                 "email of that superuser"),
+        "seed_command": Field("seed_defect_data", _expect(lambda v: isinstance(v, str), "a manage.py command or ''"),
+                              "manage.py command setup runs once, on the first setup ('' : none)"),
     },
     "secrets_check": {
         "patterns": Field([".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/",

@@ -58,6 +58,16 @@ def follow(fetch: Callable[[str], tuple[int, str]], url: str, own_hosts: set, li
     return PageResult(path, tuple(chain), None)
 
 
+def cors_problem(response_headers: str, origin: str) -> Optional[str]:
+    """What is wrong with the answer to a CORS preflight sent from `origin` (curl -D - output), or None."""
+    allowed = [line.split(":", 1)[1].strip() for line in response_headers.splitlines()
+               if line.lower().startswith("access-control-allow-origin:")]
+    if origin in allowed or "*" in allowed:
+        return None
+    return (f"a CORS preflight from {origin} is refused (Access-Control-Allow-Origin: "
+            f"{allowed[0] if allowed else 'missing'}): its domain must be in qms.domains, then run env and restart")
+
+
 def pages(s) -> list[tuple[str, bool]]:
     """(path, served by the backend) for every page the smoke check visits."""
     backend = [(s.backend.admin_prefix, True), (posixpath.join(s.backend.api_prefix, s.smoke.health_path), True)]

@@ -144,7 +144,7 @@ def verify(release, manifest, skip=()):
     for dirpath, _, names in os.walk(release):
         for name in names:
             rel = os.path.relpath(os.path.join(dirpath, name), release).replace(os.sep, "/")
-            if rel not in manifest:
+            if rel not in manifest and rel != "build-info.json":   # the manifest's own file
                 problems.append("unexpected file " + rel)
     for rel, (sha, size) in manifest.items():
         path = os.path.join(release, *rel.split("/"))
@@ -166,6 +166,20 @@ def switch(root, out, rid):
         os.unlink(link)
     os.symlink(os.path.relpath(os.path.join(root, rid), os.path.dirname(out)), link)
     os.replace(link, out)
+
+
+def switch_back(root, out, rid):
+    """Serve an earlier release again (rollback), after checking it is still whole."""
+    release = os.path.join(root, rid)
+    if "/" in rid or rid.startswith(".") or not os.path.isdir(release):
+        fail("there is no release %s on the server any more (older ones are pruned)" % rid)
+    problems = verify(release, read_manifest(release))
+    if problems:
+        fail("release %s is damaged (%s): it cannot be served again" % (rid, problems[0]))
+    previous = current_id(out)
+    if previous != rid:
+        switch(root, out, rid)
+    print(json.dumps({"id": rid, "previous": previous}))
 
 
 def prune(root, current, previous, keep):
@@ -203,5 +217,7 @@ if __name__ == "__main__":
         receive(root, out)
     elif command == "list":
         listing(root, out)
+    elif command == "switch":
+        switch_back(root, out, sys.argv[4])
     else:
         fail("unknown command " + command)

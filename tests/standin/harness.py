@@ -20,7 +20,7 @@ def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Opti
             .replace("/var/lib/qms-standin/standin/ssh_config", str(ssh_config or STATE / name / "ssh_config"))
             .replace("host: standin", f"host: {name}")
             .replace("qms:\n", "qms:\n  env: standin\n" + extra))
-    return text.replace("app_dir: tests/example_app", f"app_dir: {app_dir}") if app_dir else text
+    return text.replace("app_dir: build/example-app", f"app_dir: {app_dir or REPO / 'tests/example_app'}")
 
 
 def fab_exe() -> str:

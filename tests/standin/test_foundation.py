@@ -160,7 +160,7 @@ def test_the_standin_clones_and_pulls_the_example_app_from_the_git_remote(standi
     standin.ssh("rm -rf /tmp/clonetest && git clone -q git://standin-host/clonetest.git /tmp/clonetest")
     assert standin.ssh("ls /tmp/clonetest/backend/manage.py /tmp/clonetest/frontend/package.json").returncode == 0
     (app / "frontend" / "NEW.txt").write_text("second commit\n")
-    standin_cmd("publish", app, "--repo", "clonetest", "--name", standin.name)
+    standin_cmd("publish", app, "--repo", "clonetest", "--name", standin.name, "--message", "second commit")
     standin.ssh("git -C /tmp/clonetest pull -q --ff-only")
     assert standin.ssh("cat /tmp/clonetest/frontend/NEW.txt").stdout == "second commit\n"
 

@@ -1,0 +1,123 @@
+"""The first deploy (guide: twelve manual steps on a fresh server) as one idempotent task.
+
+From a fresh Ubuntu/Debian server to the app served over HTTPS: system packages, the directory layout, the clone,
+the server .env, dependencies, migrations, static files, a superuser and seed data (once), the systemd units,
+the frontend release, nginx, a certificate, permissions, a (re)start and the smoke checks. Run again, it changes
+nothing and says so.
+"""
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Optional
+
+from invoke import Collection, task
+
+from . import backend, envfile, git, nginx, perms, release, server, service, tls
+from .chain import Run, build_once, local_commit, migrate_step, restart_if_needed, run_chain, server_state, smoke_step
+from .core import facts
+from .core.errors import UserError
+from .core.runtime import host_of, settings_of
+from .lock import take
+
+
+def packages_step(host, s) -> Optional[str]:
+    wanted = list(s.setup.packages)
+    installed = facts.parse_installed_packages(host.probe(facts.installed_packages_command(wanted)).stdout)
+    missing = [p for p in wanted if p not in installed]
+    if not missing:
+        host.say(f"system packages present: {', '.join(wanted)}")
+        return None
+    host.say(f"installing {', '.join(missing)}")
+    result = host.sudo("export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -y -q "
+                       f"--no-install-recommends {' '.join(shlex.quote(p) for p in missing)}", warn=True, timeout=1800)
+    if result is not None and result.failed:
+        tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise UserError(f"[{host.name}] apt-get could not install {', '.join(missing)}: {tail[0]}")
+    return f"installed {', '.join(missing)}"
+
+
+def superuser_step(host, s) -> Optional[str]:
+    """The Django superuser, once; its password comes from the secrets file and never shows on a command line."""
+    name = s.setup.superuser
+    if not name:
+        return None
+    code = f"from django.contrib.auth import get_user_model as m; print(m().objects.filter(username={name!r}).exists())"
+    exists = backend.manage_run(host, s, f"shell -c {shlex.quote(code)}", read_only=True)
+    if exists.stdout.strip().endswith("True"):
+        host.say(f"superuser {name} exists")
+        return None
+    password = s.secrets.get("DJANGO_SUPERUSER_PASSWORD")
+    if not password:
+        raise UserError(f"DJANGO_SUPERUSER_PASSWORD is missing from {s.secrets_path}: add it, or set "
+                        "qms.setup.superuser: '' to create no superuser")
+    if host.dry:
+        host.say(f"would create the superuser {name}")
+        return None
+    secret_env = host.run("umask 077 && mktemp /tmp/qms-superuser.XXXXXXXX").stdout.strip()
+    escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+    try:
+        host.put(secret_env, f'DJANGO_SUPERUSER_PASSWORD="{escaped}"\n', 0o600, "root", show_diff=False, quiet=True)
+        email = f" --email {shlex.quote(s.setup.superuser_email)}" if s.setup.superuser_email else " --email ''"
+        backend.manage_run(host, s, f"createsuperuser --noinput --username {shlex.quote(name)}{email}",
+                           extra_env_file=secret_env)
+    finally:
+        host.sudo(f"rm -f -- {shlex.quote(secret_env)}")
+    return f"superuser {name}"
+
+
+def seed_step(host, s) -> Optional[str]:
+    """The seed command, on the first setup only (a marker in .deploy remembers it ran)."""
+    if not s.setup.seed_command:
+        return None
+    marker = posixpath.join(s.app_root, ".deploy", "seeded")
+    if host.stat(marker) is not None:
+        host.say(f"{s.setup.seed_command} ran on an earlier setup")
+        return None
+    result = backend.manage_run(host, s, s.setup.seed_command)
+    if result is None:
+        return None
+    host.put(marker, s.setup.seed_command + "\n", 0o640, show_diff=False, quiet=True)
+    return (result.stdout.strip().splitlines() or [s.setup.seed_command])[-1]
+
+
+def tls_step(c, host, s) -> Optional[str]:
+    """A certificate where it can work: an email for Let's Encrypt, and every domain reaching this server."""
+    if not s.domains or not s.tls.email:
+        host.say("no certificate: set qms.domains and qms.tls.email, then run tls")
+        return None
+    if s.tls.reachability_check and not host.dry:
+        away = [d for d in s.domains if not nginx.answers_challenge(host, s, d, through_dns=True, tries=2)]
+        if away:
+            host.say(f"no certificate yet: {', '.join(away)} does not reach this server over HTTP (DNS not pointed "
+                     "here yet?); run tls once it does")
+            return None
+    return tls.tls(c)
+
+
+@task(help={"push": "push HEAD to the remote the server pulls from first (qms.git_remote)"})
+def setup(c, push=False):
+    """First deploy of a fresh server, end to end; safe to run again.
+
+    From a fresh server to the app over HTTPS: packages, layout, clone, .env, deps, migrate, collectstatic,
+    superuser, seed data, systemd, frontend, nginx, certificate, permissions, start, smoke checks.
+    """
+    s = settings_of(c)
+    sha = local_commit(s, push and not c.config.run.dry)
+    host = host_of(c, s)
+    run = Run(c, host, s, "setup")
+    run.step("packages", packages_step, host, s)
+    run.step("prepare", server.prepare, c)
+    if host.stat(posixpath.join(s.app_root, ".deploy")) is not None:
+        run.lock = take(host, s, "setup")
+        run.outcome.before = server_state(host, s)
+    steps = [("git-pull", git.git_pull, c, None, sha), ("env", envfile.env, c), ("deps", backend.deps, c),
+             ("migrate", migrate_step, c, host, s, run), ("collectstatic", backend.collectstatic, c),
+             ("superuser", superuser_step, host, s), ("seed", seed_step, host, s), ("service", service.service, c),
+             ("build", build_once, s, sha), ("upload", release.upload, c), ("nginx-reload", nginx.nginx_reload, c),
+             ("tls", tls_step, c, host, s), ("fix-perms", perms.fix_perms, c),
+             ("restart", restart_if_needed, c, host, s, run), ("smoke", smoke_step, host, s)]
+    run_chain(run, steps, switch_at="", before=run.outcome.before)
+
+
+ns = Collection(setup)
