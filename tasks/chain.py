@@ -196,8 +196,8 @@ def run_chain(run: Run, steps, switch_at: str, before: dict) -> None:
         if not switched or host.dry:
             run.finish("failed")
             raise
-        if run.changed("restart") or run.outcome.failed_step in ("restart", "smoke"):
-            print(service.journal_tail(host, run.s, 20))
+        if run.outcome.failed_step != "restart":   # restart shows the journal itself
+            print(service.journal_tail(host, run.s, 20), end="")
         host.say(f"{run.outcome.failed_step} failed: putting back what was served before")
         try:
             restored = put_back(run.c, host, run.s, before)

@@ -44,7 +44,8 @@ def git_pull(c, ref=None, commit=None):
         host.say(f"origin is now {repo} (from the settings)")
     if not host.dry:
         exclude_tool_paths(host, s)
-    dirty = host.probe(git(s, "status --porcelain --untracked-files=normal")).stdout.splitlines()
+    # --no-optional-locks: status would otherwise rewrite the index, and a dry run must change nothing
+    dirty = host.probe(git(s, "--no-optional-locks status --porcelain --untracked-files=normal")).stdout.splitlines()
     if dirty:
         shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UserError(f"[{host.name}] the clone in {s.app_root} has local changes ({shown}): put them in the "

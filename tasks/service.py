@@ -99,12 +99,15 @@ def workers(host, s) -> set[str]:
     return set(host.probe(f"pgrep -P {main or 0} -f multiprocessing-fork").stdout.split()) if main != "0" else set()
 
 
+SETTLED_CHECKS = 4   # a stable set of workers answering an error this many times in a row has failed
+
+
 def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
     """Healthy means: active, none of the `replaced` workers left, the same workers on two checks in a row (a
     worker that cannot import the app is restarted over and over), and /api/health/ answering."""
     unit = shlex.quote(s.backend.unit)
     deadline = time.monotonic() + timeout
-    problems, last = ["not checked"], None
+    problems, last, wrong_answers = ["not checked"], None, 0
     while time.monotonic() < deadline:
         active = host.probe(f"systemctl is-active {unit}.service").stdout.strip()
         if active == "failed":
@@ -119,6 +122,10 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
             problems = health(host, s)
             if not problems:
                 return
+            # Settled workers answering an HTTP error will not get better by waiting: stop after a few checks.
+            wrong_answers = wrong_answers + 1 if not any(p.endswith("nothing") for p in problems) else 0
+            if wrong_answers >= SETTLED_CHECKS:
+                break
         last = now
         time.sleep(0.5)
     print(journal_tail(host, s), end="")

@@ -5,4 +5,5 @@ from rich.console import Console
 
 
 def print_table(table) -> None:
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    # markup off: cells hold server output such as "[host] ..." that rich would take for a style tag
+    Console(width=None if sys.stdout.isatty() else 200, markup=False).print(table)

@@ -2,19 +2,24 @@
 from pathlib import Path
 
 
-def add_owner_field_and_endpoint(app: Path) -> None:
-    """A backend change with a migration (Defect.owner) and a new endpoint (/api/owners/)."""
+def add_field(app: Path, name: str, migration: str, after: str) -> None:
+    """A CharField on Defect and its migration `migration`, which follows migration `after`."""
     models = app / "backend/quality/models.py"
     models.write_text(models.read_text().replace(
         "    created_at = models.DateTimeField(auto_now_add=True)\n",
         "    created_at = models.DateTimeField(auto_now_add=True)\n"
-        "    owner = models.CharField(max_length=100, blank=True, default=\"\")\n"))
-    (app / "backend/quality/migrations/0002_defect_owner.py").write_text(
+        f"    {name} = models.CharField(max_length=100, blank=True, default=\"\")\n"))
+    (app / f"backend/quality/migrations/{migration}.py").write_text(
         "from django.db import migrations, models\n\n\n"
         "class Migration(migrations.Migration):\n"
-        "    dependencies = [(\"quality\", \"0001_initial\")]\n"
-        "    operations = [migrations.AddField(model_name=\"defect\", name=\"owner\", "
+        f"    dependencies = [(\"quality\", \"{after}\")]\n"
+        f"    operations = [migrations.AddField(model_name=\"defect\", name=\"{name}\", "
         "field=models.CharField(blank=True, default=\"\", max_length=100))]\n")
+
+
+def add_owner_field_and_endpoint(app: Path) -> None:
+    """A backend change with a migration (Defect.owner) and a new endpoint (/api/owners/)."""
+    add_field(app, "owner", "0002_defect_owner", "0001_initial")
     views = app / "backend/quality/views.py"
     views.write_text(views.read_text() + "\n\ndef owners(request):\n"
                      "    return JsonResponse({\"owners\": sorted(set(Defect.objects.values_list(\"owner\", flat=True)))})\n")

@@ -106,19 +106,29 @@ def standin(tmp_path_factory):
 
 
 
-def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
-    """A fresh stand-in serving the example app over HTTPS: frontend release, backend under systemd. `settings`
-    is YAML added under qms:, `secrets` lines added to its secrets file."""
-    s = make_standin(base, tmp)
-    s.app = tmp / "app"                 # the team's working copy: tests commit changes from here
+def with_example_app(s: Standin, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
+    """Give stand-in `s` the team's side: a git working copy of the example app (`s.app`; node_modules linked from
+    the repo's copy, so real builds need no `npm ci`) pushed to the remote it pulls from, a secrets file and
+    settings pointing at both. `s.publish(message)` commits every change and pushes it."""
+    s.app = tmp / "app"
     shutil.copytree(REPO / "tests/example_app", s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
-    make_export(s.app / "frontend" / "out", marker="backend")
+    modules = REPO / "tests/example_app/frontend/node_modules"
+    if modules.is_dir():
+        (s.app / "frontend" / "node_modules").symlink_to(modules)
     s.secrets = tmp / "standin.env"
     s.secrets.write_text("SECRET_KEY=test-only-secret-key-0123456789abcdefghij\n" + secrets)
     s.secrets.chmod(0o600)
     s.conf.write_text(standin_settings(s.name, app_dir=s.app, extra=f"  secrets_file: {s.secrets}\n{settings}"))
     s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
     s.publish("example app v1")
+    return s
+
+
+def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
+    """A fresh stand-in serving the example app over HTTPS, deployed step by step: frontend release (a made-up
+    export), backend under systemd. `settings` is YAML added under qms:, `secrets` lines added to its secrets file."""
+    s = with_example_app(make_standin(base, tmp), tmp, settings, secrets)
+    make_export(s.app / "frontend" / "out", marker="backend")
     # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.
     s.ssh("python3 -m pip install -q --user --break-system-packages uv && test -x ~/.local/bin/uv")
     s.steps = {}

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import assert_one_line_error, fab
+from tests.standin.app_changes import add_owner_field_and_endpoint
 from tests.standin.conftest import deploy_example_app, get, remove_standin
 
 pytestmark = pytest.mark.standin
@@ -33,24 +34,7 @@ def test_uv_from_local_bin_and_the_service_comes_up(box):
 
 
 def test_a_commit_with_a_migration_and_an_endpoint(box):
-    models = box.app / "backend/quality/models.py"
-    models.write_text(models.read_text().replace(
-        "    created_at = models.DateTimeField(auto_now_add=True)\n",
-        "    created_at = models.DateTimeField(auto_now_add=True)\n"
-        "    owner = models.CharField(max_length=100, blank=True, default=\"\")\n"))
-    (box.app / "backend/quality/migrations/0002_defect_owner.py").write_text(
-        "from django.db import migrations, models\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        "    dependencies = [(\"quality\", \"0001_initial\")]\n"
-        "    operations = [migrations.AddField(model_name=\"defect\", name=\"owner\", "
-        "field=models.CharField(blank=True, default=\"\", max_length=100))]\n")
-    views = box.app / "backend/quality/views.py"
-    views.write_text(views.read_text() + "\n\ndef owners(request):\n"
-                     "    return JsonResponse({\"owners\": sorted(set(Defect.objects.values_list(\"owner\", flat=True)))})\n")
-    urls = box.app / "backend/quality/urls.py"
-    urls.write_text(urls.read_text().replace('    path("version/"', '    path("owners/", views.owners, name="owners"),\n'
-                                                                    '    path("version/"'))
-    assert "from .models import Defect" in views.read_text() or "Defect" in views.read_text()
+    add_owner_field_and_endpoint(box.app)
     box.publish("owners endpoint and migration")
     assert get(box, "/api/owners/")[0] == 404
 
