@@ -96,7 +96,7 @@ def migrate(c):
     host.put(posixpath.join(s.app_root, ".deploy", "migrate.json"), json.dumps(record) + "\n", 0o640,
              show_diff=False)
     host.say(f"applied {len(pending)} migration(s)")
-    return listed(pending, "migrations applied:") + (f", after backup {backup}" if backup else "")
+    return listed(pending, "migrations applied") + (f", after backup {backup}" if backup else "")
 
 
 @task

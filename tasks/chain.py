@@ -115,14 +115,22 @@ def local_commit(s, push: bool) -> str:
 
 
 def build_once(s, sha: str) -> Optional[str]:
-    """Build unless the export was already built from this commit for this environment (several hosts, or a
-    deploy after a build). Also under a plan: the build is local, and the plan lists what its upload sends."""
+    """Build unless the export already holds this commit's frontend for this environment: built for another host
+    of this run, by `build`, or from an earlier commit that changed nothing under the frontend (a backend-only
+    deploy then neither builds nor uploads). Also under a plan: the build is local, and the plan lists what its
+    upload sends."""
     export = release.local_export(s)
     info = bundle.read_build_info(export)
-    if (info and info.get("git_sha") == sha and not info.get("dirty") and info.get("env") == s.env
+    if (info and info.get("git_sha") and not info.get("dirty") and info.get("env") == s.env
             and info.get("api_url") == build.api_url_of(s) and bundle.manifest(export) == info.get("manifest")):
-        print(f"build: {export} was built from {sha[:7]} for {s.env}: not building again")
-        return None
+        repo = secrets_check.repo_of(s, None)
+        frontend = s.local_path(s.app_dir) / s.frontend.dir
+        unchanged = info["git_sha"] == sha or secrets_check.git(
+            repo, "diff", "--quiet", info["git_sha"], sha, "--", str(frontend.resolve())).returncode == 0
+        if unchanged:
+            print(f"build: {export} holds the frontend of {sha[:7]} (built from {info['git_sha'][:7]}): "
+                  "not building again")
+            return None
     build.make_export(s)
     return f"export of {sha[:7]}"
 

@@ -27,7 +27,7 @@ def env(c, diff=False):
     changed = host.put(plan.env_file(s), text, 0o600, s.user, show_diff=False)
     host.say(f"{plan.env_file(s)} {'written' if changed else 'unchanged'} ({len(text.splitlines()) - 1} keys)"
              f"{': run restart so the backend reads it' if changed else ''}")
-    return listed([key for key, _ in changes], ".env keys:") if changes else ".env mode" if changed else None
+    return listed([key for key, _ in changes], ".env keys") if changes else ".env mode" if changed else None
 
 
 ns = Collection(env)

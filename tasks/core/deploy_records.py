@@ -124,7 +124,7 @@ HISTORY_COLUMNS = ("id", "action", "result", "by", "commit", "frontend release",
 def listed(names: list[str], what: str, limit: int = 3) -> str:
     """`what a, b` or, for a long list, `N what (a ... z)`: a summary line stays one line."""
     if len(names) <= limit:
-        return f"{what} {', '.join(names)}"
+        return f"{what}: {', '.join(names)}"
     return f"{len(names)} {what} ({names[0]} ... {names[-1]})"
 
 

@@ -39,3 +39,11 @@ def test_key_values_and_status_command():
         "os": "Debian GNU/Linux 12", "nginx": "active"}
     command = facts.server_status_command("/home/ubuntu/QMS", "qms-backend", "/home/ubuntu/QMS/frontend/out")
     assert "systemctl is-active qms-backend" in command
+
+
+def test_installed_packages_from_dpkg_query():
+    from tasks.core.facts import installed_packages_command, parse_installed_packages
+    output = "nginx ii \ncertbot ii \njq un \nlibc6:amd64 ii \ncurl rc \n"
+    assert parse_installed_packages(output) == {"nginx", "certbot", "libc6"}
+    assert "'jq'" not in installed_packages_command(["jq"]) and installed_packages_command(["a b"]).endswith(
+        "'a b' 2>/dev/null")

@@ -32,3 +32,13 @@ def test_a_redirect_off_site_ends_the_walk():
     answers = {"https://qms.test/login": (302, "https://accounts.example.com/auth")}
     result = follow(fetcher(answers), "https://qms.test/login", HOSTS)
     assert result.problem is None and result.status == 302
+
+
+def test_a_cors_preflight_is_judged_by_the_origin_it_allows():
+    from tasks.core.smoke import cors_problem
+    answered = ("HTTP/1.1 200 OK\r\naccess-control-allow-origin: https://www.qms.test\r\n"
+                "access-control-allow-methods: GET\r\n")
+    assert cors_problem(answered, "https://www.qms.test") is None
+    problem = cors_problem(answered, "https://qms.test")
+    assert "from https://qms.test is refused" in problem and "https://www.qms.test" in problem
+    assert "missing" in cors_problem("HTTP/1.1 200 OK\r\nvary: origin\r\n", "https://qms.test")
