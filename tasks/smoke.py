@@ -10,9 +10,10 @@ from .core.runtime import host_of, settings_of
 from .core.smoke import cors_problem, follow, pages
 
 
-def smoke_check(host, s, strict: bool) -> None:
-    """Fail on a redirect loop, and when `strict` on any page that does not answer well; otherwise only note it
-    (right after an nginx reload the frontend or the backend may not be deployed yet)."""
+def probe_site(host, s):
+    """(each page's result, the CORS problems): the pages followed hop by hop from plain HTTP, as a browser given
+    the bare name does (with TLS on, the redirect to HTTPS is followed), then a CORS preflight to the API from each
+    of the site's domains (the guide's section 6), once the API answers."""
     own = set(s.domains) or {"localhost"}
     resolve = " ".join(f"--resolve {d}:80:127.0.0.1 --resolve {d}:443:127.0.0.1" for d in sorted(own))
 
@@ -23,21 +24,27 @@ def smoke_check(host, s, strict: bool) -> None:
         status, _, location = out.partition(" ")
         return int(status) if status.isdigit() else 0, location
 
-    # Start on plain HTTP, as a browser given the bare name does: with TLS on, the redirect to HTTPS is followed.
     base = f"http://{s.domains[0] if s.domains else 'localhost'}"
-    failures, notes = [], []
     results = [follow(fetch, base + path, own) for path, _ in pages(s)]
-    for result in results:
-        if result.problem is not None:
-            line = f"{result.path}: {result.problem}: {result.describe_chain()}"
-            (failures if strict or "redirect" in result.problem else notes).append(line)
     health, refused = results[-1], []   # the API health endpoint: the browser's preflight goes to the API
     for domain in s.domains if health.problem is None else ():
-        origin = f"https://{domain}"   # the guide's section 6: a preflight from each name of the site
+        origin = f"https://{domain}"
         headers = host.probe(f"curl -s -k --noproxy '*' -o /dev/null -D - --max-time 10 {resolve} -X OPTIONS "
                              f"-H {shlex.quote('Origin: ' + origin)} -H 'Access-Control-Request-Method: GET' "
                              f"{shlex.quote(health.chain[-1].url)}").stdout
         refused += [problem] if (problem := cors_problem(headers, origin)) else []
+    return results, refused
+
+
+def smoke_check(host, s, strict: bool) -> None:
+    """Fail on a redirect loop, and when `strict` on any page that does not answer well or a refused CORS
+    preflight; otherwise only note those (right after an nginx reload the app may not be deployed yet)."""
+    results, refused = probe_site(host, s)
+    failures, notes = [], []
+    for result in results:
+        if result.problem is not None:
+            line = f"{result.path}: {result.problem}: {result.describe_chain()}"
+            (failures if strict or "redirect" in result.problem else notes).append(line)
     (failures if strict else notes).extend(refused)
     for line in notes:
         host.say(f"note: {line}")
@@ -46,7 +53,7 @@ def smoke_check(host, s, strict: bool) -> None:
             host.say(f"smoke: {line}")
         raise UserError(f"[{host.name}] smoke check failed: {failures[0]}")
     host.say(f"smoke: {sum(r.problem is None for r in results)} of {len(results)} pages answer through nginx without "
-             f"a loop{'; CORS preflights answered for ' + ', '.join(s.domains) if health.problem is None and not refused else ''}")
+             f"a loop{'; CORS preflights answered for ' + ', '.join(s.domains) if results[-1].problem is None and not refused else ''}")
 
 
 @task

@@ -1,0 +1,169 @@
+"""The guide's troubleshooting checklist as one read-only task: service and logs, ports, `nginx -t`, file modes,
+the .env, the API URL in the bundle, CORS, redirect loops, the certificate, resources, git and deploy state, and
+the local repository's secrets. Each check says what it saw and what fixes it (guide: troubleshooting, §3-§11)."""
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+
+from invoke import Collection, task
+from rich.table import Table
+
+from . import build, git, lock, perms, secrets_check, tls
+from .core import backend_plan as plan
+from .core import bundle, checks
+from .core import deploy_records as records
+from .core.checks import FAIL, OK, WARN, Finding
+from .core.console import print_table
+from .core.errors import UserError
+from .core.runtime import host_of, settings_of
+from .history import read_history
+from .core.smoke import pages
+from .smoke import probe_site
+
+
+def backend_checks(host, s) -> list[Finding]:
+    return (checks.parse_unit(host.probe(checks.unit_command(s.backend.unit), sudo=True).stdout, s.backend.unit)
+            + [checks.parse_active(host.probe(checks.active_command("nginx")).stdout, "nginx",
+                                   "sudo systemctl start nginx (fab logs --which nginx says why it stopped)")]
+            + checks.port_findings(checks.parse_listeners(host.probe(checks.LISTEN_COMMAND, sudo=True).stdout),
+                                   s.backend.port, tls_expected=bool(s.tls.email)))
+
+
+def nginx_checks(host, s) -> list[Finding]:
+    tested = host.probe("nginx -t 2>&1", sudo=True)
+    return [checks.parse_nginx_t(tested.stdout, tested.failed)]
+
+
+def permission_checks(host, s) -> list[Finding]:
+    trees, blocked, wrong = perms.inspect(host, s)
+    if blocked:
+        return [Finding("nginx can read the site", FAIL, f"{s.nginx.user} cannot enter {blocked[0]}", "fab fix-perms")]
+    if wrong:
+        return [Finding("nginx can read the site", FAIL, f"{len(wrong)} entries with other modes than 755/644, e.g. "
+                                                         f"{wrong[0][2:]}", "fab fix-perms")]
+    problems = perms.verify(host, s) if trees[perms.served_trees(s)[0]] else ["no frontend is served"]
+    if problems:
+        return [Finding("nginx can read the site", FAIL, problems[0], "fab fix-perms (or fab upload)")]
+    return [Finding("nginx can read the site", OK, f"{s.nginx.user} reads and nginx serves index.html")]
+
+
+def env_checks(host, s) -> list[Finding]:
+    path = plan.env_file(s)
+    mode = host.probe(f"stat -c %a {shlex.quote(path)}", sudo=True).stdout.strip() or None
+    text = host.read(path)
+    values = plan.parse_env(text.decode(errors="replace")) if text is not None else None
+    return checks.env_findings(mode, values, list(s.domains))
+
+
+def bundle_checks(host, s) -> list[Finding]:
+    out = posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)
+    api = build.api_url_of(s)
+    answer = json.loads(host.probe(checks.bundle_command(out, bundle.BAD_API.pattern.decode(), api),
+                                   sudo=True).stdout or "{}")
+    return checks.bundle_findings(answer, api)
+
+
+def site_checks(host, s) -> list[Finding]:
+    """Redirect loops (with the chain) and the CORS preflight, as smoke sees them."""
+    results, refused = probe_site(host, s)
+    findings = []
+    for result, (_, by_backend) in zip(results, pages(s)):
+        if result.problem is None:
+            findings.append(Finding(f"GET {result.path}", OK, f"{result.status} after {len(result.chain) - 1} "
+                                                               "redirect(s)"))
+            continue
+        if by_backend:
+            fix = "fab logs, then fab restart"
+        else:   # a page of the export: nginx's routing is wrong (a loop, or a proxied prefix over the page)
+            fix = "fab nginx-reload (the template serves the export's pages; fab nginx-lint names prefixes that shadow them)"
+        findings.append(Finding(f"GET {result.path}", FAIL, f"{result.problem}: {result.describe_chain()}", fix))
+    if results[-1].problem is None:
+        findings.append(Finding("CORS preflight", FAIL if refused else OK, refused[0] if refused else
+                                f"answered for {', '.join(s.domains) or 'no domain'}",
+                                "fab env, then fab restart" if refused else ""))
+    return findings
+
+
+def certificate_checks(host, s) -> list[Finding]:
+    if not s.domains:
+        return [Finding("certificate", WARN, "no domains set", "set qms.domains, then fab tls")]
+    found = tls.certificate_facts(host, s)
+    days = tls.days_left(found[1]) if found else None
+    covers = bool(found) and set(s.domains) <= found[0]
+    timer = checks.timer_finding(host.probe("systemctl is-active certbot.timer").stdout)
+    return [checks.certificate_finding(days, covers, s.tls.renew_before_days), timer]
+
+
+def deploy_checks(host, s) -> list[Finding]:
+    status = host.probe(git.git(s, "--no-optional-locks status --porcelain --untracked-files=normal")).stdout
+    tip = (host.probe(git.git(s, f"ls-remote origin {shlex.quote('refs/heads/' + s.branch)}")).stdout.split()
+           or [""])[0]
+    findings = [checks.git_finding(status, git.head(host, s), tip, s.branch)]
+    held = lock.status(host, s)
+    if held.get("alive"):
+        findings.append(Finding("deploy lock", WARN, f"held by {records.describe_owner(held['owner'])}",
+                                "wait for that deploy to finish"))
+    elif held.get("locked"):
+        findings.append(Finding("deploy lock", WARN, f"stale: {records.describe_owner(held['owner'])} was interrupted",
+                                "fab history and fab smoke, then fab unlock (or the next deploy takes it over)"))
+    else:
+        findings.append(Finding("deploy lock", OK, "free"))
+    entries = read_history(host, s)
+    if entries:
+        last = entries[-1]
+        good = last.get("result") == "ok"
+        findings.append(Finding("last deploy", OK if good else WARN,
+                                f"{last['action']} {last['id']} by {last.get('by', '?')}: {last.get('result')}"
+                                + ("" if good else f" at {last.get('failed_step')}"),
+                                "" if good else "fab history shows why; fab deploy when fixed"))
+    else:
+        findings.append(Finding("last deploy", WARN, "no history on the server", "fab setup"))
+    return findings
+
+
+def local_checks(s) -> list[Finding]:
+    try:
+        repo = secrets_check.repo_of(s, None)
+    except UserError as not_git:
+        return [Finding("secrets in git (here)", WARN, not_git.reason, "set qms.app_dir to your app's checkout")]
+    found = secrets_check.problems(s, repo)
+    return [Finding("secrets in git (here)", FAIL if found else OK, found[0] if found else f"{repo}: clean",
+                    "fab check-secrets lists every problem and its fix" if found else "")]
+
+
+CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, bundle_checks, site_checks,
+          certificate_checks, lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
+          deploy_checks)
+
+
+@task(name="doctor", help={"json": "print the findings as JSON (for scripts) instead of a table"})
+def doctor(c, json_=False):
+    """Run the troubleshooting checklist; say what is wrong and the fix.
+
+    Read-only: service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
+    redirect loops, certificate and renewal, disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
+    """
+    s = settings_of(c)
+    host = host_of(c, s)
+    findings = [finding for check in CHECKS for finding in check(host, s)] + local_checks(s)
+    if json_:
+        print(json.dumps({"host": host.name, "result": checks.worst(findings),
+                          "checks": [f.as_dict() for f in findings]}, indent=2))
+    else:
+        table = Table(title=f"{host.name}: doctor")
+        for column in ("check", "result", "saw", "fix"):
+            table.add_column(column)
+        for f in findings:
+            table.add_row(f.check, f.result, f.saw, f.fix)
+        print_table(table)
+    failed = [f.check for f in findings if f.result == FAIL]
+    if failed:
+        raise UserError(f"[{host.name}] {len(failed)} check(s) failed: {', '.join(failed)}: the fix column says how")
+    warned = sum(f.result == WARN for f in findings)
+    if not json_:
+        host.say(f"all {len(findings)} checks {OK}" + (f" ({warned} warning(s))" if warned else ""))
+
+
+ns = Collection(doctor)
