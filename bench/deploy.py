@@ -145,7 +145,8 @@ def manual_sequence(box: Box) -> list[list]:
     in_backend = f"cd {APP_ROOT}/backend && set -a && . ../.env && set +a && "
     return [
         ["npm", "run", "build"],
-        ["scp", "-q", "-r", "-F", box.ssh_config, box.app / "frontend/out/.", f"{box.name}:{APP_ROOT}/frontend/out/"],
+        # a str: pathlib would drop the trailing "/.", and scp would then copy out/ into out/out/
+        ["scp", "-q", "-r", "-F", box.ssh_config, f"{box.app}/frontend/out/.", f"{box.name}:{APP_ROOT}/frontend/out/"],
         [*ssh, f"chmod -R 755 {APP_ROOT}/frontend/out"],
         [*ssh, f"cd {APP_ROOT} && git pull -q --ff-only origin main"],
         [*ssh, f"cd {APP_ROOT}/backend && /opt/uv/bin/uv sync -q"],

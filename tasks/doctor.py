@@ -138,8 +138,18 @@ CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, bundle_ch
           deploy_checks)
 
 
-@task(name="doctor", help={"json": "print the findings as JSON (for scripts) instead of a table"})
-def doctor(c, json_=False):
+def browser_findings(host, s) -> list[Finding]:
+    from .browser_check import browser_check   # the browser extra is optional: load it only when asked
+    try:
+        browser_check(host, s)
+    except UserError as failed:
+        return [Finding("browser", FAIL, failed.reason, "the browser-check table above names each request")]
+    return [Finding("browser", OK, "no bad request, CORS rejection or JavaScript error")]
+
+
+@task(name="doctor", help={"json": "print the findings as JSON (for scripts) instead of a table",
+                           "browser": "also open the key pages in headless Chromium (browser-check)"})
+def doctor(c, json_=False, browser=False):
     """Run the troubleshooting checklist; say what is wrong and the fix.
 
     Read-only: service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
@@ -148,6 +158,8 @@ def doctor(c, json_=False):
     s = settings_of(c)
     host = host_of(c, s)
     findings = [finding for check in CHECKS for finding in check(host, s)] + local_checks(s)
+    if browser:
+        findings += browser_findings(host, s)
     if json_:
         print(json.dumps({"host": host.name, "result": checks.worst(findings),
                           "checks": [f.as_dict() for f in findings]}, indent=2))

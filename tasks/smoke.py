@@ -56,15 +56,19 @@ def smoke_check(host, s, strict: bool) -> None:
              f"a loop{'; CORS preflights answered for ' + ', '.join(s.domains) if results[-1].problem is None and not refused else ''}")
 
 
-@task
-def smoke(c):
+@task(help={"browser": "also open the pages in headless Chromium (browser-check)"})
+def smoke(c, browser=False):
     """Check key pages through nginx: answers, no redirect loop, CORS.
 
     Check key pages through nginx on the server: each answers, none loops (the chain is shown), and the API answers
-    a CORS preflight from each of the site's domains.
+    a CORS preflight from each of the site's domains. --browser: also browser-check.
     """
     s = settings_of(c)
-    smoke_check(host_of(c, s), s, strict=True)
+    host = host_of(c, s)
+    smoke_check(host, s, strict=True)
+    if browser:
+        from .browser_check import browser_check   # the browser extra is optional: load it only when asked
+        browser_check(host, s)
 
 
 ns = Collection(smoke)

@@ -165,6 +165,19 @@ SCHEMA: dict = {
         "seed_command": Field("seed_defect_data", _expect(lambda v: isinstance(v, str), "a manage.py command or ''"),
                               "manage.py command setup runs once, on the first setup ('' : none)"),
     },
+    "browser": {
+        "path": Field(None, optional(text), "Chromium or Chrome for browser-check (default: found on PATH or in the "
+                                            "usual install places; never downloaded)"),
+        "pages": Field([], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p.startswith("/")
+                                                                          for p in v), "a list of URL paths"),
+                       "pages browser-check opens (default: qms.smoke.pages)"),
+        "resolve_to_server": Field(False, _expect(lambda v: isinstance(v, bool), "true or false"),
+                                   "open the domains at the server's own address (before DNS points there, or the "
+                                   "stand-in)"),
+        "insecure_tls": Field(False, _expect(lambda v: isinstance(v, bool), "true or false"),
+                              "accept a certificate the browser does not trust (a test ACME server only)"),
+        "timeout": Field(20, integer(1, 300), "seconds a page may take to load and go quiet"),
+    },
     "secrets_check": {
         "patterns": Field([".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/",
                            "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),

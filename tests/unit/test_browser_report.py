@@ -1,0 +1,38 @@
+"""browser-check's judgement is data: what a page requested in, one row per request with its problem out."""
+from tasks.core.browser_report import page_rows, request_problem
+from tasks.core.cdp import Request
+
+SITE = {"https://qms.test", "http://qms.test", "https://www.qms.test", "http://www.qms.test"}
+API = "https://qms.test"
+
+
+def problem(url, status=200, error="", cors="", kind="Fetch", api=API):
+    return request_problem(url, kind, status, error, cors, SITE, api)
+
+
+def test_a_request_to_localhost_names_the_build():
+    assert "calls 127.0.0.1" in problem("http://127.0.0.1:8000/api/login/", status=None,
+                                         error="net::ERR_CONNECTION_REFUSED")
+    assert "calls localhost" in problem("http://localhost:8000/api/health/")
+
+
+def test_cors_rejections_failures_errors_and_foreign_origins():
+    assert problem("https://www.qms.test/api/defects/", status=None, error="net::ERR_FAILED",
+                   cors="MissingAllowOriginHeader", api="https://www.qms.test").startswith(
+        "CORS rejection (MissingAllowOriginHeader)")
+    assert problem("https://qms.test/api/x/", status=500) == "answers 500"
+    assert problem("https://qms.test/", status=None, error="net::ERR_TOO_MANY_REDIRECTS").startswith("redirect loop")
+    assert problem("https://cdn.example.com/x.js").startswith("another origin")
+    assert problem("https://qms.test/_next/static/a.js") == ""
+    assert problem("https://qms.test/favicon.ico", status=404) == ""
+    assert problem("https://qms.test/x.js", status=None, error="net::ERR_ABORTED") == ""
+
+
+def test_rows_for_every_request_console_errors_and_a_failed_navigation():
+    requests = [Request("https://qms.test/", "Document", 200), Request("http://127.0.0.1:8000/api/health/", "Fetch",
+                                                                       None, "net::ERR_CONNECTION_REFUSED")]
+    rows = page_rows("/", requests, ["Error: broken on purpose\n    at x (a.js:1)"], "", SITE, API)
+    assert [r[3] == "" for r in rows] == [True, False, False]
+    assert rows[2] == ["/", "(console)", "-", "JavaScript error: Error: broken on purpose"]
+    loop = page_rows("/admin/users/", [], [], "net::ERR_TOO_MANY_REDIRECTS", SITE, API)
+    assert loop == [["/admin/users/", "/admin/users/", "-", "redirect loop"]]
