@@ -124,6 +124,16 @@ def with_example_app(s: Standin, tmp: Path, settings: str = "", secrets: str = "
     return s
 
 
+def set_up_example_app(base: str, tmp: Path) -> Standin:
+    """A fresh stand-in brought up by `fab setup` from the team's working copy: the first deploy as a user does it
+    (no superuser: its password is the chain tests' business)."""
+    s = with_example_app(make_standin(base, tmp), tmp, settings="  setup:\n    superuser: ''\n")
+    s.tmp = tmp
+    made = s.fab("setup", timeout=1800)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr
+    return s
+
+
 def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
     """A fresh stand-in serving the example app over HTTPS, deployed step by step: frontend release (a made-up
     export), backend under systemd. `settings` is YAML added under qms:, `secrets` lines added to its secrets file."""

@@ -4,18 +4,14 @@ import pytest
 
 from tests.conftest import assert_one_line_error, fab
 from tests.export_fixture import restamp
-from tests.standin.conftest import make_standin, remove_standin, with_example_app
+from tests.standin.conftest import remove_standin, set_up_example_app
 
 pytestmark = pytest.mark.standin
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    s = with_example_app(make_standin("qmsbrowser", tmp), tmp, settings="  setup:\n    superuser: ''\n")
-    s.tmp = tmp
-    made = s.fab("setup", timeout=1800)
-    assert made.returncode == 0, made.stdout[-3000:] + made.stderr
+    s = set_up_example_app("qmsbrowser", tmp_path_factory.mktemp("browser"))
     yield s
     remove_standin(s)
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import fab
 from tests.export_fixture import make_export
-from tests.standin.conftest import make_standin, remove_standin, with_example_app
+from tests.standin.conftest import remove_standin, set_up_example_app
 
 pytestmark = pytest.mark.standin
 
@@ -16,11 +16,7 @@ SITE = "/etc/nginx/sites-available/qms"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("doctor")
-    s = with_example_app(make_standin("qmsdoctor", tmp), tmp, settings="  setup:\n    superuser: ''\n")
-    s.tmp = tmp
-    made = s.fab("setup", timeout=1800)
-    assert made.returncode == 0, made.stdout[-3000:] + made.stderr
+    s = set_up_example_app("qmsdoctor", tmp_path_factory.mktemp("doctor"))
     yield s
     remove_standin(s)
 
