@@ -17,6 +17,7 @@ from typing import Optional
 from rich.table import Table
 
 from . import backend, build, git, release, remote, secrets_check, service
+from .core import backend_plan as plan
 from .core import bundle
 from .core import deploy_records as records
 from .core.console import print_table
@@ -112,6 +113,15 @@ def local_commit(s, push: bool) -> str:
                         "deploy would take the server back")
     raise UserError(f"commit {sha[:7]} is not on {remote_name}/{branch}, which the server pulls: git push, or "
                     "deploy --push")
+
+
+def required_secrets(s, superuser: bool = False) -> None:
+    """Fail before anything is sent when the server's .env cannot be rendered (SECRET_KEY) or setup would have to
+    stop half-way for the superuser's password."""
+    plan.render_env(s)
+    if superuser and s.setup.superuser and not s.secrets.get("DJANGO_SUPERUSER_PASSWORD"):
+        raise UserError(f"DJANGO_SUPERUSER_PASSWORD is missing from {s.secrets_path}: add it, or set "
+                        "qms.setup.superuser: '' to create no superuser")
 
 
 def build_once(s, sha: str) -> Optional[str]:

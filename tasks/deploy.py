@@ -13,8 +13,8 @@ from __future__ import annotations
 from invoke import Collection, task
 
 from . import backend, backups, envfile, git, nginx, release, secrets_check, service
-from .chain import Run, build_once, local_commit, migrate_step, put_back, restart_if_needed, run_chain, \
-    server_state, smoke_step
+from .chain import Run, build_once, local_commit, migrate_step, put_back, required_secrets, restart_if_needed, \
+    run_chain, server_state, smoke_step
 from .core import deploy_records as records
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
@@ -80,6 +80,7 @@ def deploy(c, push=False, plan=False):
 
 
 def deploy_host(c, s, push: bool) -> None:
+    required_secrets(s)
     sha = local_commit(s, push and not c.config.run.dry)
     host = host_of(c, s)
     if host.stat(f"{s.app_root}/.deploy") is None:

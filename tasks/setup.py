@@ -14,7 +14,8 @@ from typing import Optional
 from invoke import Collection, task
 
 from . import backend, envfile, git, nginx, perms, release, server, service, tls
-from .chain import Run, build_once, local_commit, migrate_step, restart_if_needed, run_chain, server_state, smoke_step
+from .chain import Run, build_once, local_commit, migrate_step, required_secrets, restart_if_needed, run_chain, \
+    server_state, smoke_step
 from .core import facts
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
@@ -47,10 +48,7 @@ def superuser_step(host, s) -> Optional[str]:
     if exists.stdout.strip().endswith("True"):
         host.say(f"superuser {name} exists")
         return None
-    password = s.secrets.get("DJANGO_SUPERUSER_PASSWORD")
-    if not password:
-        raise UserError(f"DJANGO_SUPERUSER_PASSWORD is missing from {s.secrets_path}: add it, or set "
-                        "qms.setup.superuser: '' to create no superuser")
+    password = s.secrets["DJANGO_SUPERUSER_PASSWORD"]   # required_secrets checked it before anything was sent
     if host.dry:
         host.say(f"would create the superuser {name}")
         return None
@@ -103,6 +101,7 @@ def setup(c, push=False):
     superuser, seed data, systemd, frontend, nginx, certificate, permissions, start, smoke checks.
     """
     s = settings_of(c)
+    required_secrets(s, superuser=True)
     sha = local_commit(s, push and not c.config.run.dry)
     host = host_of(c, s)
     run = Run(c, host, s, "setup")

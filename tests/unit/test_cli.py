@@ -91,3 +91,14 @@ def test_a_secrets_file_others_can_read_is_named_with_the_fix(write_conf, tmp_pa
     assert f"warning: {secrets} can be read by other users: chmod 600 {secrets}" in result.stderr
     secrets.chmod(0o600)
     assert "warning" not in fab("-f", conf, "settings").stderr
+
+
+def test_deploy_and_setup_check_the_secrets_before_connecting(write_conf, tmp_path):
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("AWS_ACCESS_KEY_ID=x\n")
+    secrets.chmod(0o600)
+    conf = write_conf(f"qms:\n  secrets_file: {secrets}\n  host: nowhere.invalid\n  domains: [qms.example.com]\n")
+    for task in ("deploy", "setup"):
+        assert_one_line_error(fab("-f", conf, task), "SECRET_KEY is missing from", str(secrets))
+    secrets.write_text("SECRET_KEY=k-0123456789abcdefghijklmnopqrstuvwxyz0123456789\n")
+    assert_one_line_error(fab("-f", conf, "setup"), "DJANGO_SUPERUSER_PASSWORD is missing", "qms.setup.superuser: ''")
