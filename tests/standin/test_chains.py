@@ -202,8 +202,9 @@ def test_a_commit_that_breaks_the_app_is_rolled_back_by_itself_while_the_site_an
         watcher.join()
     # stdout carries the journal tail, the app's own traceback included: only stderr must be our one line
     journal_aside = subprocess.CompletedProcess(result.args, result.returncode, "", result.stderr)
-    assert_one_line_error(journal_aside, "qms-backend is not healthy", "/api/health/", "put back frontend release",
-                                 "backend commit", "the site serves what it served before")
+    # only the backend changed: the export was not rebuilt, so only the commit is put back
+    assert_one_line_error(journal_aside, "qms-backend is not healthy", "/api/health/", "put back backend commit",
+                          "the site serves what it served before")
     assert "RuntimeError: broken on purpose" in result.stdout                  # the journal tail
     print(f"requests during the failed deploy: {dict(counts)}")
     assert {code for (_, code) in counts} == {200}, counts
@@ -231,3 +232,21 @@ def test_rollback_goes_back_a_deploy_and_restore_db_takes_the_database_back_too(
     assert title(site) == "QMS v2"
     assert health(site)["migrations"] == migrations - 1                       # 0003_defect_area undone
     assert_one_line_error(site.fab("rollback", "--to", "nonsense"), "nonsense is neither a deploy id nor a release")
+
+
+def test_a_changed_env_restarts_the_backend_within_the_deploy(site):
+    extra = site.tmp / "extra-env.yaml"
+    extra.write_text(site.conf.read_text().replace("qms:\n", "qms:\n  backend:\n    env:\n      QMS_BANNER: 'a b $c'\n"))
+    result = fab("-f", extra, "deploy", "--push", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert re.search(r"│ env\s+│[^│]+│ \.env keys: QMS_BANNER", result.stdout)
+    assert re.search(r"│ restart\s+│[^│]+│ restarted", result.stdout)      # a new .env needs a restart, not a reload
+    assert 'QMS_BANNER="a b $c"' in site.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+
+
+def test_setup_asks_for_a_certificate_only_once_the_domains_reach_the_server(site):
+    strict = site.tmp / "reachability.yaml"
+    strict.write_text(site.conf.read_text().replace("reachability_check: false", "reachability_check: true"))
+    result = fab("-f", strict, "setup", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "no certificate yet: qms.test, www.qms.test does not reach this server over HTTP" in result.stdout
