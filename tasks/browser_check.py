@@ -29,7 +29,8 @@ def resolver_rules(host, s) -> str:
     return ", ".join(f"MAP {domain} {address}" for domain in s.domains)
 
 
-def browser_check(host, s, screenshots: Optional[str] = None) -> None:
+def browser_rows(host, s, screenshots: Optional[str] = None) -> list[list[str]]:
+    """[page, request, status, problem ('' when none)] for every request of every key page."""
     domains = s.require("domains", "browser-check (the site's address)")
     browser = find_browser(s.browser.path)
     scheme = "https" if has_certificate(host, s) else "http"
@@ -44,18 +45,30 @@ def browser_check(host, s, screenshots: Optional[str] = None) -> None:
             shot = folder / f"{page.strip('/').replace('/', '_') or 'index'}.png" if folder else None
             log = chromium.visit(f"{scheme}://{domains[0]}{page}", s.browser.timeout, shot)
             rows += page_rows(page, log.requests, log.console_errors, log.navigation_error, site, api)
-    table = Table(title=f"{host.name}: browser-check ({browser})")
+    if folder:
+        host.say(f"screenshots in {folder}")
+    return rows
+
+
+def first_problem(host, rows) -> Optional[str]:
+    problems = [row for row in rows if row[3]]
+    if not problems:
+        return None
+    page, url, _, problem = problems[0]
+    return f"[{host.name}] browser-check: {len(problems)} problem(s); {page}: {url}: {problem}"
+
+
+def browser_check(host, s, screenshots: Optional[str] = None) -> None:
+    rows = browser_rows(host, s, screenshots)
+    table = Table(title=f"{host.name}: browser-check")
     for column in ("page", "request", "status", "problem"):
         table.add_column(column)
     for row in rows:
         table.add_row(*row[:3], row[3] or "ok")
     print_table(table)
-    problems = [row for row in rows if row[3]]
-    if folder:
-        host.say(f"screenshots in {folder}")
-    if problems:
-        page, url, _, problem = problems[0]
-        raise UserError(f"[{host.name}] browser-check: {len(problems)} problem(s); {page}: {url}: {problem}")
+    problem = first_problem(host, rows)
+    if problem:
+        raise UserError(problem)
     host.say(f"browser-check: {len(rows)} requests from {len(s.browser.pages or s.smoke.pages)} pages, none wrong")
 
 

@@ -1,5 +1,7 @@
 """browser-check with Debian's chromium (headless, no sandbox as root, background networking off, the site's names
 mapped to the stand-in): a correct deploy passes; the guide's failures that only a browser shows are reported."""
+import json
+
 import pytest
 
 from tests.conftest import assert_one_line_error, fab
@@ -36,6 +38,11 @@ def test_the_deployed_app_passes_with_every_request_listed(site):
     assert "https://qms.test/api/defects/" in result.stdout and "none wrong" in result.stdout
     for name in ("index.png", "admin_users.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    smoke = site.fab("smoke", "--browser", timeout=300)
+    assert smoke.returncode == 0 and "none wrong" in smoke.stdout, smoke.stdout[-2000:] + smoke.stderr
+    checked = site.fab("doctor", "--browser", "--json", timeout=300)
+    browser = next(c for c in json.loads(checked.stdout)["checks"] if c["check"] == "browser")
+    assert checked.returncode == 0 and browser["result"] == "ok", browser
 
 
 def test_a_bundle_built_with_127_0_0_1_is_reported_naming_that_request(site):

@@ -36,3 +36,18 @@ def test_rows_for_every_request_console_errors_and_a_failed_navigation():
     assert rows[2] == ["/", "(console)", "-", "JavaScript error: Error: broken on purpose"]
     loop = page_rows("/admin/users/", [], [], "net::ERR_TOO_MANY_REDIRECTS", SITE, API)
     assert loop == [["/admin/users/", "/admin/users/", "-", "redirect loop"]]
+
+
+def test_no_browser_is_one_line_with_how_to_install_one(monkeypatch, tmp_path):
+    import pytest
+    from tasks.core import cdp
+    from tasks.core.errors import UserError
+    monkeypatch.setattr(cdp.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cdp, "KNOWN_PATHS", ())
+    with pytest.raises(UserError, match="apt-get install chromium"):
+        cdp.find_browser(None)
+    with pytest.raises(UserError, match="qms.browser.path /nope does not exist"):
+        cdp.find_browser("/nope")
+    browser = tmp_path / "chrome"
+    browser.write_text("")
+    assert cdp.find_browser(str(browser)) == str(browser)

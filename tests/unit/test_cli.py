@@ -1,4 +1,6 @@
 """The command line as a user meets it, without a server: task list, help, settings mistakes."""
+import subprocess
+
 import pytest
 
 from tasks import ns
@@ -102,3 +104,22 @@ def test_deploy_and_setup_check_the_secrets_before_connecting(write_conf, tmp_pa
         assert_one_line_error(fab("-f", conf, task), "SECRET_KEY is missing from", str(secrets))
     secrets.write_text("SECRET_KEY=k-0123456789abcdefghijklmnopqrstuvwxyz0123456789\n")
     assert_one_line_error(fab("-f", conf, "setup"), "DJANGO_SUPERUSER_PASSWORD is missing", "qms.setup.superuser: ''")
+
+
+def test_deploy_refuses_a_repository_that_tracks_secrets_before_connecting(write_conf, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    git = lambda *args: subprocess.run(["git", "-C", str(app), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                                       check=True, capture_output=True)
+    git("init", "-q", "-b", "main")
+    (app / ".env").write_text("SECRET_KEY=committed-by-mistake\n")
+    git("add", ".env")
+    git("commit", "-q", "-m", "oops")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("SECRET_KEY=k-0123456789abcdefghijklmnopqrstuvwxyz0123456789\n")
+    secrets.chmod(0o600)
+    conf = write_conf(f"qms:\n  secrets_file: {secrets}\n  host: nowhere.invalid\n  domains: [qms.example.com]\n"
+                      f"  app_dir: {app}\n")
+    result = fab("-f", conf, "deploy")
+    assert "check-secrets: git holds .env (matches .env): git rm --cached '.env'" in result.stdout
+    assert_one_line_error(result, "secret-file problem(s), listed above: fix them before deploying")
