@@ -59,9 +59,10 @@ def put_back_earlier_hosts() -> list[str]:
 
 
 @task(help={"push": "push HEAD to the remote the server pulls from first (qms.git_remote)",
+            "wait": "wait up to this many seconds for another deploy's lock instead of failing at once",
             "plan": "change nothing: print every step, the diffs of rendered files, the commits and migrations, "
                     "and the files an upload would send (the same as fab --dry deploy)"})
-def deploy(c, push=False, plan=False):
+def deploy(c, push=False, plan=False, wait=0):
     """Deploy the current commit: build, upload, backend, restart, check.
 
     The daily update: preflight, build once, upload, git-pull, deps, migrate (after a backup), collectstatic,
@@ -71,7 +72,7 @@ def deploy(c, push=False, plan=False):
         c.config.run.dry = True
     s = settings_of(c)
     try:
-        deploy_host(c, s, push)
+        deploy_host(c, s, push, float(wait))
     except UserError as failure:
         if _switched:
             raise UserError(f"{failure.reason}; hosts switched before it: "
@@ -79,14 +80,14 @@ def deploy(c, push=False, plan=False):
         raise
 
 
-def deploy_host(c, s, push: bool) -> None:
+def deploy_host(c, s, push: bool, wait: float) -> None:
     required_secrets(s)
     sha = local_commit(s, push and not c.config.run.dry)
     host = host_of(c, s)
     if host.stat(f"{s.app_root}/.deploy") is None:
         raise UserError(f"[{host.name}] {s.app_root} is not set up: run setup first")
     run = Run(c, host, s, "deploy")
-    run.lock = take(host, s, "deploy")
+    run.lock = take(host, s, "deploy", wait)
     before = server_state(host, s)
     run.outcome.before = before
     if host.dry:

@@ -7,6 +7,7 @@ import json
 import os
 import posixpath
 import socket
+import time
 from datetime import datetime, timezone
 
 from invoke import Collection, task
@@ -15,6 +16,9 @@ from . import remote
 from .core.deploy_records import describe_owner, lock_owner
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
+
+
+LOCK_POLL = 2.0   # seconds between two tries of a waiting deploy
 
 
 def lock_dir(s) -> str:
@@ -39,8 +43,9 @@ def status(host, s) -> dict:
     return remote.parse_answer(host.probe(remote.command("lock_agent", "status", lock_dir(s))).stdout)
 
 
-def take(host, s, action: str) -> Lock:
-    """The server's deploy lock, or a one-line refusal naming who holds it. Under --dry only reports."""
+def take(host, s, action: str, wait: float = 0) -> Lock:
+    """The server's deploy lock, or a one-line refusal naming who holds it; with `wait`, wait up to that many
+    seconds for it first (PEERS.md: people want to queue behind a running deploy). Under --dry only reports."""
     if host.dry:
         found = status(host, s)
         if found.get("alive"):
@@ -49,14 +54,22 @@ def take(host, s, action: str) -> Lock:
             host.say("lock: free" + (" (a stale one would be taken over)" if found.get("locked") else ""))
         return Lock(None)
     owner = lock_owner(action, getpass.getuser(), socket.gethostname(), os.getpid(), datetime.now(timezone.utc))
-    held = host.hold(remote.command("lock_agent", "hold", lock_dir(s), json.dumps(owner)))
-    answer = remote.parse_answer(held.first_output)
-    if "taken" not in answer:
+    deadline, waiting = time.monotonic() + wait, False
+    while True:
+        held = host.hold(remote.command("lock_agent", "hold", lock_dir(s), json.dumps(owner)))
+        answer = remote.parse_answer(held.first_output)
+        if "taken" in answer:
+            break
         held.close()
-        if "held" in answer:
+        if "held" not in answer:
+            raise UserError(f"[{host.name}] cannot take the deploy lock: {answer.get('error')}")
+        if time.monotonic() >= deadline:
             raise UserError(f"[{host.name}] another {describe_owner(answer['held'])} holds the deploy lock: wait for "
-                            "it to finish (if it is stuck: fab unlock --force)")
-        raise UserError(f"[{host.name}] cannot take the deploy lock: {answer.get('error')}")
+                            "it to finish, or deploy --wait SECONDS (if it is stuck: fab unlock --force)")
+        if not waiting:
+            host.say(f"waiting up to {wait:g} s for the deploy lock, held by {describe_owner(answer['held'])}")
+            waiting = True
+        time.sleep(LOCK_POLL)
     if answer.get("stale") is not None:
         host.say(f"taking over a stale lock: {describe_owner(answer['stale'])} was interrupted (its connection is "
                  "gone); check `history` and the site")

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from pathlib import Path
 import time
 from collections import Counter
 
@@ -156,28 +157,37 @@ def wait_for_lock(site, seconds: float = 60) -> dict:
     raise AssertionError(f"the first deploy never took the lock: {(site.tmp / 'killed-deploy.log').read_text()}")
 
 
-def test_one_deploy_at_a_time_and_a_killed_deploys_lock_is_stale(site):
+def background_deploy(site, name: str, *args) -> tuple[subprocess.Popen, Path]:
+    log = site.tmp / f"{name}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([fab_exe(), "-f", str(site.conf), "deploy", *args], stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+    return process, log
+
+
+def test_one_deploy_at_a_time_a_waiting_one_and_a_killed_deploys_stale_lock(site):
     shutil.rmtree(site.app / "frontend" / "out")   # the plan built v3 already: a build keeps this deploy going
-    log = open(site.tmp / "killed-deploy.log", "w")
-    first = subprocess.Popen([fab_exe(), "-f", str(site.conf), "deploy"], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+    first, _ = background_deploy(site, "killed-deploy")
     try:
         owner = wait_for_lock(site)
         refused = site.fab("deploy")
         line = assert_one_line_error(refused, "another deploy by", "holds the deploy lock", f"pid {first.pid}",
-                                     "since")
+                                     "since", "deploy --wait SECONDS")
         assert "at step" in line
         assert_one_line_error(site.fab("unlock"), "belongs to a running deploy")
+        waiter, waiter_log = background_deploy(site, "waiting-deploy", "--wait", "300")
+        deadline = time.monotonic() + 60
+        while "waiting up to 300 s for the deploy lock" not in waiter_log.read_text():
+            assert time.monotonic() < deadline and waiter.poll() is None, waiter_log.read_text()
+            time.sleep(0.2)
     finally:
         os.killpg(first.pid, signal.SIGKILL)          # the deploy dies without a word: no release
         first.wait()
-        log.close()
-    assert site.ssh("test -d /home/ubuntu/QMS/.deploy/lock", check=False).returncode == 0
     assert owner["client_pid"] == first.pid
 
-    taken = site.fab("deploy", timeout=900)
-    assert taken.returncode == 0, taken.stdout[-3000:] + taken.stderr
-    assert "taking over a stale lock: deploy by" in taken.stdout and f"(pid {first.pid})" in taken.stdout
+    assert waiter.wait(timeout=900) == 0, waiter_log.read_text()[-3000:]
+    taken = waiter_log.read_text()
+    assert "taking over a stale lock: deploy by" in taken and f"(pid {first.pid})" in taken
     assert site.ssh("test -d /home/ubuntu/QMS/.deploy/lock", check=False).returncode != 0
     assert title(site) == "QMS v3"
 
