@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import REPO, assert_one_line_error, fab
 from tests.export_fixture import make_export, restamp
+from tests.standin.harness import standin_settings
 
 pytestmark = pytest.mark.standin
 
@@ -21,7 +22,7 @@ def app(standin, tmp_path):
     (app_dir / "frontend").mkdir(parents=True)
     shutil.copy(REPO / "tests/example_app/frontend/package.json", app_dir / "frontend")
     conf = tmp_path / "standin.yaml"
-    conf.write_text(standin.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {app_dir}"))
+    conf.write_text(standin_settings(standin.name, app_dir=app_dir))
     return conf, app_dir / "frontend" / "out"
 
 

@@ -3,8 +3,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, fab, run_tool
+from tests.conftest import assert_one_line_error, fab, run_tool
 from tests.export_fixture import make_export
+from tests.standin.harness import standin_settings
 
 pytestmark = pytest.mark.standin
 
@@ -56,8 +57,7 @@ def test_lint_finds_a_proxied_prefix_that_shadows_a_page(tmp_path):
     app = tmp_path / "app"
     make_export(app / "frontend" / "out")
     conf = tmp_path / "standin.yaml"
-    conf.write_text((REPO / "conf/standin.yaml").read_text().replace(
-        "app_dir: tests/example_app", f"app_dir: {app}\n  backend:\n    admin_prefix: /admin/"))
+    conf.write_text(standin_settings("standin", app_dir=app, extra="  backend:\n    admin_prefix: /admin/\n"))
     for tool in ("fab", "inv"):
         result = run_tool(tool, "-f", conf, "nginx-lint")
         assert result.returncode == 1, result.stdout
@@ -79,7 +79,7 @@ def test_a_redirect_loop_is_caught_with_its_chain(standin, tmp_path):
     from tests.export_fixture import restamp
     restamp(out)
     conf = tmp_path / "standin.yaml"
-    conf.write_text(standin.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {app}"))
+    conf.write_text(standin_settings(standin.name, app_dir=app))
     assert fab("-f", conf, "prepare").returncode == 0 and fab("-f", conf, "upload").returncode == 0
     standin.ssh("sudo chmod 751 /home/ubuntu")
     looping = tmp_path / "loop.yaml"

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import assert_one_line_error
 from tests.export_fixture import make_export
 from tests.standin.conftest import make_standin, remove_standin
+from tests.standin.harness import standin_settings
 
 pytestmark = pytest.mark.standin
 
@@ -18,7 +19,7 @@ def box(tmp_path_factory):
     s = make_standin("qmstls", tmp)
     app = tmp / "app"
     make_export(app / "frontend" / "out", marker="tls")
-    s.conf.write_text(s.conf.read_text().replace("app_dir: tests/example_app", f"app_dir: {app}"))
+    s.conf.write_text(standin_settings(s.name, app_dir=app))
     for task in ("prepare", "upload", "nginx-reload"):
         result = s.fab(task)
         assert result.returncode == 0, result.stderr
