@@ -10,6 +10,8 @@ put back, and so is every host this run had already switched: the set never stay
 """
 from __future__ import annotations
 
+import contextlib
+
 from invoke import Collection, task
 
 from . import backend, backups, envfile, git, nginx, release, secrets_check, service
@@ -55,6 +57,8 @@ def put_back_earlier_hosts() -> list[str]:
             notes.append(f"{host.name} put back")
         except UserError as failure:
             notes.append(f"{host.name} NOT put back ({failure.reason})")
+            with contextlib.suppress(UserError):   # record it and free the lock if the server still answers
+                run.finish("failed")
     return notes
 
 
