@@ -67,7 +67,7 @@ def put_back_earlier_hosts() -> list[str]:
             "plan": "change nothing: print every step, the diffs of rendered files, the commits and migrations, "
                     "and the files an upload would send (the same as fab --dry deploy)"})
 def deploy(c, push=False, plan=False, wait=0):
-    """Deploy the current commit: build, upload, backend, restart, check.
+    """Deploy the current commit: build, ship, restart, check.
 
     The daily update: preflight, build once, upload, git-pull, deps, migrate (after a backup), collectstatic,
     restart, nginx-reload, smoke checks; rolls back by itself when a step after the switch fails.
@@ -110,7 +110,7 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
             "restore_db": "also restore the database backup taken before the migrations that came after it "
                           "(data written since is lost)"})
 def rollback(c, to=None, restore_db=False):
-    """Go back to an earlier deploy (frontend release and backend commit).
+    """Go back to an earlier deploy (frontend and backend).
 
     Serve an earlier deploy again (its frontend release, backend commit, dependencies), restarted and checked. The
     database stays as it is unless --restore-db.

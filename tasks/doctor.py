@@ -150,7 +150,7 @@ def browser_findings(host, s) -> list[Finding]:
 @task(name="doctor", help={"json": "print the findings as JSON (for scripts) instead of a table",
                            "browser": "also open the key pages in headless Chromium (browser-check)"})
 def doctor(c, json_=False, browser=False):
-    """Run the troubleshooting checklist; say what is wrong and the fix.
+    """Run the troubleshooting checklist: what is wrong, the fix.
 
     Read-only: service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
     redirect loops, certificate and renewal, disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.

@@ -41,7 +41,7 @@ def problems(s, repo: Path) -> list[str]:
 
 @task(help={"repo": "the git repository to check (default: the one holding qms.app_dir)"})
 def check_secrets(c, repo=None):
-    """Fail when git holds or would take secrets, or .gitignore misses them.
+    """Fail when git holds secrets or .gitignore misses them.
 
     Checks tracked and staged files against qms.secrets_check.patterns (.env*, *.pem, *.key, *.crt, id_rsa*,
     *.sqlite3, *.bak, backups/, null) and asks git itself whether .gitignore ignores each pattern."""

@@ -95,7 +95,7 @@ def tls_step(c, host, s) -> Optional[str]:
 
 @task(help={"push": "push HEAD to the remote the server pulls from first (qms.git_remote)"})
 def setup(c, push=False):
-    """First deploy of a fresh server, end to end; safe to run again.
+    """First deploy of a fresh server, end to end; idempotent.
 
     From a fresh server to the app over HTTPS: packages, layout, clone, .env, deps, migrate, collectstatic,
     superuser, seed data, systemd, frontend, nginx, certificate, permissions, start, smoke checks.

@@ -58,7 +58,7 @@ def smoke_check(host, s, strict: bool) -> None:
 
 @task(help={"browser": "also open the pages in headless Chromium (browser-check)"})
 def smoke(c, browser=False):
-    """Check key pages through nginx: answers, no redirect loop, CORS.
+    """Check key pages through nginx: answers, loops, CORS.
 
     Check key pages through nginx on the server: each answers, none loops (the chain is shown), and the API answers
     a CORS preflight from each of the site's domains. --browser: also browser-check.
