@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own 
 sys.path.insert(0, str(REPO / "bench"))
 from restart import PLAIN, PLAIN_UNIT   # noqa: E402
 from tests.standin.app_changes import set_frontend_title   # noqa: E402
-from tests.standin.harness import STATE, fab_exe, standin_settings   # noqa: E402
+from tests.standin.harness import STATE, fab_exe, standin_cmd, standin_settings   # noqa: E402
 
 OURS, MANUAL = "benchdeploy", "benchmanual"
 APP_ROOT = "/home/ubuntu/QMS"
@@ -104,11 +104,11 @@ class Box:
 
 def prepare(box: Box, rtt: float) -> Path:
     """A fresh stand-in with the example app set up; returns the settings file (no certificate: plain HTTP)."""
-    sh(REPO / "scripts" / "standin", "up", "--fresh", "--name", box.name)
+    standin_cmd("up", "--fresh", "--name", box.name)
     (box.work / box.name).mkdir(parents=True)
     shutil.copytree(REPO / "tests/example_app", box.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
     (box.app / "frontend" / "node_modules").symlink_to(REPO / "tests/example_app/frontend/node_modules")
-    sh(REPO / "scripts" / "standin", "publish", box.app, "--name", box.name, "--message", "example app")
+    standin_cmd("publish", box.app, "--name", box.name, "--message", "example app")
     relay = f"\n  ProxyCommand {sys.executable} {RELAY} %h %p {rtt / 2}\n" if rtt else "\n"
     box.ssh_config.write_text((box.state / "ssh_config").read_text().rstrip("\n") + relay)
     secrets_file = box.work / box.name / "standin.env"
@@ -220,8 +220,7 @@ def main() -> int:
     finally:
         if not args.keep:
             for box in (ours, manual):
-                subprocess.run([str(REPO / "scripts" / "standin"), "down", "--name", box.name],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                standin_cmd("down", "--name", box.name, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

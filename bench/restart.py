@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export   # noqa: E402
-from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, fab_exe, standin_settings   # noqa: E402
+from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, fab_exe, standin_cmd, standin_settings   # noqa: E402
 
 NAME = "benchrestart"                     # the only stand-in this benchmark touches
 STATE = STATES / NAME
@@ -136,11 +136,6 @@ print(json.dumps(peak))
 
 
 # -- the stand-in --------------------------------------------------------------------------------------------
-def standin(*args: str) -> None:
-    subprocess.run([str(REPO / "scripts" / "standin"), *args, "--name", NAME], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
 def ssh_config() -> Path:
     return STATE / "ssh_config"
 
@@ -175,8 +170,7 @@ def deploy(work: Path) -> Path:
     secrets_file.chmod(0o600)
     conf = work / f"{NAME}.yaml"
     conf.write_text(standin_settings(NAME, app_dir=app, extra=f"  secrets_file: {secrets_file}\n"))
-    subprocess.run([str(REPO / "scripts" / "standin"), "publish", str(app), "--name", NAME, "--message",
-                    "example app for bench/restart.py"], check=True, stdout=subprocess.DEVNULL)
+    standin_cmd("publish", app, "--name", NAME, "--message", "example app for bench/restart.py")
     for step in (step for step in DEPLOY_STEPS if step != "tls"):   # plain HTTP: the load needs no certificate
         started = time.monotonic()
         result = fab(conf, step)
@@ -465,7 +459,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qms-bench-restart-"))
     try:
         print(f"bench: booting a fresh stand-in `{NAME}` and deploying the example app (plain HTTP)", flush=True)
-        standin("up", "--fresh")
+        standin_cmd("up", "--fresh", "--name", NAME)
         conf = deploy(work)
         host = address()
         wait_health(host)
@@ -476,7 +470,7 @@ def main() -> int:
         report(all_variants, time.monotonic() - started)
     finally:
         if not args.keep:
-            standin("down")
+            standin_cmd("down", "--name", NAME, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export, restamp   # noqa: E402
-from tests.standin.harness import STATE as STATES, fab_exe, standin_settings   # noqa: E402
+from tests.standin.harness import STATE as STATES, fab_exe, standin_cmd, standin_settings   # noqa: E402
 
 NAME = "bench"                            # the only stand-in this benchmark touches
 STATE = STATES / NAME
@@ -108,11 +108,6 @@ def tree_size(out: Path) -> tuple[int, int]:
 
 
 # -- the stand-in --------------------------------------------------------------------------------------------
-def standin(*args: str) -> None:
-    subprocess.run([str(REPO / "scripts" / "standin"), *args, "--name", NAME], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
 RELAYED_CONFIG: list[Path] = []   # set by --rtt: the ssh config whose connections go through bench/delay_relay.py
 
 
@@ -299,7 +294,7 @@ def main() -> int:
         generate_export(out)
         files, size = tree_size(out)
         print(f"bench: {files:,} files, {size / 1e6:.1f} MB; booting a fresh stand-in `{NAME}`", flush=True)
-        standin("up", "--fresh")
+        standin_cmd("up", "--fresh", "--name", NAME)
         if args.rtt:
             RELAYED_CONFIG.append(relayed_ssh_config(work, args.rtt))
             print(f"bench: every measured connection goes through a relay adding {args.rtt:g} ms of round trip",
@@ -311,7 +306,7 @@ def main() -> int:
         report(all_tools, calibration, files, size, time.monotonic() - started)
     finally:
         if not args.keep:
-            standin("down")
+            standin_cmd("down", "--name", NAME, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

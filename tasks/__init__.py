@@ -1,8 +1,8 @@
 """The task tree: one module per concern, assembled into one flat namespace for `fab` and `inv`."""
 from invoke import Collection
 
-from . import backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, lock, nginx, perms, release, \
-    secrets_check, server, service, setup, smoke, ssh, tls
+from . import backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, lock, \
+    nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
 from .core.errors import install_excepthook
 from .core.settings import defaults
 

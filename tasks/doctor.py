@@ -77,7 +77,8 @@ def site_checks(host, s) -> list[Finding]:
         if by_backend:
             fix = "fab logs, then fab restart"
         else:   # a page of the export: nginx's routing is wrong (a loop, or a proxied prefix over the page)
-            fix = "fab nginx-reload (the template serves the export's pages; fab nginx-lint names prefixes that shadow them)"
+            fix = ("fab nginx-reload (the template serves the export's pages; fab nginx-lint names prefixes that "
+                   "shadow them)")
         findings.append(Finding(f"GET {result.path}", FAIL, f"{result.problem}: {result.describe_chain()}", fix))
     if results[-1].problem is None:
         findings.append(Finding("CORS preflight", FAIL if refused else OK, refused[0] if refused else

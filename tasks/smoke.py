@@ -52,8 +52,9 @@ def smoke_check(host, s, strict: bool) -> None:
         for line in failures:
             host.say(f"smoke: {line}")
         raise UserError(f"[{host.name}] smoke check failed: {failures[0]}")
+    cors = f"; CORS preflights answered for {', '.join(s.domains)}" if results[-1].problem is None and not refused else ""
     host.say(f"smoke: {sum(r.problem is None for r in results)} of {len(results)} pages answer through nginx without "
-             f"a loop{'; CORS preflights answered for ' + ', '.join(s.domains) if results[-1].problem is None and not refused else ''}")
+             f"a loop{cors}")
 
 
 @task(help={"browser": "also open the pages in headless Chromium (browser-check)"})

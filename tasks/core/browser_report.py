@@ -13,7 +13,7 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def request_problem(url: str, kind: str, status: Optional[int], error: str, cors: str, site_origins: set,
+def request_problem(url: str, status: Optional[int], error: str, cors: str, site_origins: set,
                     api_origin: str) -> str:
     """What is wrong with one request, or ''."""
     host = (urlsplit(url).hostname or "").lower()
@@ -47,7 +47,7 @@ def page_rows(page: str, requests: list, console_errors: list, navigation_error:
         rows.append([page, page, "-", problem])
     for r in requests:
         rows.append([page, r.url, str(r.status) if r.status is not None else "-",
-                     request_problem(r.url, r.kind, r.status, r.error, r.cors, site_origins, api_origin)])
+                     request_problem(r.url, r.status, r.error, r.cors, site_origins, api_origin)])
     rows += [[page, "(console)", "-", f"JavaScript error: {(text or '').splitlines()[0] if text else '?'}"]
              for text in console_errors]
     return rows

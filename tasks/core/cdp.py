@@ -46,7 +46,6 @@ def find_browser(configured: Optional[str]) -> str:
 @dataclass
 class Request:
     url: str
-    kind: str                       # Document, Script, Fetch, XHR, Preflight, ...
     status: Optional[int] = None
     error: str = ""                 # net::ERR_... when it failed
     cors: str = ""                  # Chromium's CORS error, when the browser refused the answer
@@ -129,7 +128,7 @@ class Browser:
             if method == "Network.requestWillBeSent":
                 if p.get("redirectResponse") and requests.get(rid):   # each hop of a redirect is a request of its own
                     requests[rid].status = p["redirectResponse"].get("status")
-                requests[rid] = Request(p["request"]["url"], p.get("type", "Other"))
+                requests[rid] = Request(p["request"]["url"])
                 log.requests.append(requests[rid])
                 pending.add(rid)
             elif method == "Network.responseReceived" and requests.get(rid):

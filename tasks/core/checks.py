@@ -190,8 +190,9 @@ def resource_findings(output: str, warn_below: float = 0.15) -> list[Finding]:
     mem = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
     if mem.get("MemTotal"):
         share = mem.get("MemAvailable", 0) / mem["MemTotal"]
+        available = mem.get("MemAvailable", 0) // 1024
         findings.append(Finding("memory available", OK if share >= warn_below else WARN,
-                                f"{mem.get('MemAvailable', 0) // 1024} MB of {mem['MemTotal'] // 1024} MB ({share:.0%})",
+                                f"{available} MB of {mem['MemTotal'] // 1024} MB ({share:.0%})",
                                 "" if share >= warn_below else "lower qms.backend.workers or qms.backend.memory_max"))
         swap = mem.get("SwapTotal", 0)
         findings.append(Finding("swap", OK if swap else WARN, f"{swap // 1024} MB ({mem.get('SwapFree', 0) // 1024} "

@@ -11,17 +11,7 @@ from fabric import Config, Connection
 from tasks.core.host import Host, known_hosts_files, secure
 from tests.conftest import REPO, fab
 from tests.export_fixture import make_export
-from tests.standin.harness import DEPLOY_STEPS, STATE, standin_settings
-
-STANDIN = REPO / "scripts" / "standin"
-
-
-def standin_cmd(*args, check=True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(STANDIN), *args], capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"scripts/standin {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
+from tests.standin.harness import DEPLOY_STEPS, STATE, standin_cmd, standin_settings
 
 @dataclass
 class Standin:

@@ -2,11 +2,13 @@
 a first deploy, and the `fab` to run."""
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
 
 REPO = Path(__file__).resolve().parents[2]
+STANDIN = REPO / "scripts" / "standin"
 STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
 DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload", "nginx-reload",
                 "tls", "fix-perms", "restart")
@@ -29,3 +31,11 @@ def fab_exe() -> str:
     if local.exists():
         return str(local)
     return shutil.which("fab") or str(REPO / ".venv" / "bin" / "fab")
+
+
+def standin_cmd(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """scripts/standin with these arguments, its output captured; a failure raises with that output."""
+    result = subprocess.run([str(STANDIN), *map(str, args)], capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"scripts/standin {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -61,7 +61,8 @@ def test_the_two_domain_cors_case_and_its_fix(site):
     """The site opened as https://qms.test, its bundle calling https://www.qms.test/api, the backend allowing only
     the www origin (the guide's section 6)."""
     api_www = "  frontend:\n    api_url: https://www.qms.test/api\n"
-    www_only = variant(site, "www-only", api_www + "  backend:\n    env:\n      CORS_ALLOWED_ORIGINS: https://www.qms.test\n")
+    www_only = variant(site, "www-only",
+                       api_www + "  backend:\n    env:\n      CORS_ALLOWED_ORIGINS: https://www.qms.test\n")
     run(www_only, "build", "upload", "env", "restart")
     result = fab("-f", www_only, "browser-check", timeout=300)
     assert_one_line_error(result, "CORS rejection", "https://www.qms.test/api/")

@@ -97,7 +97,8 @@ def test_setup_takes_a_fresh_server_to_https_and_a_second_run_changes_nothing(si
 
 def test_deploy_needs_the_commit_on_the_remote_then_ships_frontend_backend_and_migration(site):
     (site.app / "frontend" / "scratch.txt").write_text("not committed\n")
-    assert_one_line_error(site.fab("deploy"), "has uncommitted changes (frontend/scratch.txt)", "a deploy ships commits")
+    assert_one_line_error(site.fab("deploy"), "has uncommitted changes (frontend/scratch.txt)",
+                          "a deploy ships commits")
     (site.app / "frontend" / "scratch.txt").unlink()
     set_frontend_title(site.app, "QMS v2")
     add_owner_field_and_endpoint(site.app)
@@ -246,11 +247,12 @@ def test_rollback_goes_back_a_deploy_and_restore_db_takes_the_database_back_too(
 
 def test_a_changed_env_restarts_the_backend_within_the_deploy(site):
     extra = site.tmp / "extra-env.yaml"
-    extra.write_text(site.conf.read_text().replace("qms:\n", "qms:\n  backend:\n    env:\n      QMS_BANNER: 'a b $c'\n"))
+    extra.write_text(site.conf.read_text().replace(
+        "qms:\n", "qms:\n  backend:\n    env:\n      QMS_BANNER: 'a b $c'\n"))
     result = fab("-f", extra, "deploy", "--push", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert re.search(r"│ env\s+│[^│]+│ \.env keys: QMS_BANNER", result.stdout)
-    assert re.search(r"│ restart\s+│[^│]+│ restarted", result.stdout)      # a new .env needs a restart, not a reload
+    assert re.search(r"│ restart\s+│[^│]+│ restarted", result.stdout)   # a new .env: a restart, not a reload
     assert 'QMS_BANNER="a b $c"' in site.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
 
 

@@ -6,8 +6,8 @@ SITE = {"https://qms.test", "http://qms.test", "https://www.qms.test", "http://w
 API = "https://qms.test"
 
 
-def problem(url, status=200, error="", cors="", kind="Fetch", api=API):
-    return request_problem(url, kind, status, error, cors, SITE, api)
+def problem(url, status=200, error="", cors="", api=API):
+    return request_problem(url, status, error, cors, SITE, api)
 
 
 def test_a_request_to_localhost_names_the_build():
@@ -29,8 +29,8 @@ def test_cors_rejections_failures_errors_and_foreign_origins():
 
 
 def test_rows_for_every_request_console_errors_and_a_failed_navigation():
-    requests = [Request("https://qms.test/", "Document", 200), Request("http://127.0.0.1:8000/api/health/", "Fetch",
-                                                                       None, "net::ERR_CONNECTION_REFUSED")]
+    requests = [Request("https://qms.test/", 200),
+                Request("http://127.0.0.1:8000/api/health/", None, "net::ERR_CONNECTION_REFUSED")]
     rows = page_rows("/", requests, ["Error: broken on purpose\n    at x (a.js:1)"], "", SITE, API)
     assert [r[3] == "" for r in rows] == [True, False, False]
     assert rows[2] == ["/", "(console)", "-", "JavaScript error: Error: broken on purpose"]
