@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own 
 sys.path.insert(0, str(REPO / "bench"))
 from restart import PLAIN, PLAIN_UNIT   # noqa: E402
 from tests.standin.app_changes import set_frontend_title   # noqa: E402
-from tests.standin.harness import STATE, fab_exe, standin_cmd, standin_settings   # noqa: E402
+from tests.standin.harness import STATE, project_exe, standin_cmd, standin_settings   # noqa: E402
 
 OURS, MANUAL = "benchdeploy", "benchmanual"
 APP_ROOT = "/home/ubuntu/QMS"
@@ -119,7 +119,7 @@ def prepare(box: Box, rtt: float) -> Path:
                                      extra=f"  secrets_file: {secrets_file}\n  setup:\n    superuser: ''\n")
                     .replace("    email: admin@qms.test\n", ""))
     started = time.monotonic()
-    sh(fab_exe(), "-f", conf, "setup", cwd=REPO)
+    sh(project_exe("fab"), "-f", conf, "setup", cwd=REPO)
     print(f"bench: {box.name}: setup in {time.monotonic() - started:.1f} s", flush=True)
     return conf
 
@@ -201,7 +201,7 @@ def main() -> int:
         build_env = {"NEXT_PUBLIC_API_URL": API_URL, "NEXT_TELEMETRY_DISABLED": "1"}
         # the manual way needs the commit on the remote too (the guide pushed from the PC before `git pull`)
         rows = {
-            "qms-deploy `fab deploy --push`": measured(ours, [[fab_exe(), "-f", conf, "deploy", "--push"]], {}),
+            "qms-deploy `fab deploy --push`": measured(ours, [[project_exe("fab"), "-f", conf, "deploy", "--push"]], {}),
             "the guide's sequence (push, build, scp -r, 7 ssh commands)": measured(
                 manual, [["git", "-C", manual.app, "push", "-q", "standin", "HEAD:main"], *manual_sequence(manual)],
                 build_env),

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export   # noqa: E402
-from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, fab_exe, standin_cmd, standin_settings   # noqa: E402
+from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, project_exe, standin_cmd, standin_settings   # noqa: E402
 
 NAME = "benchrestart"                     # the only stand-in this benchmark touches
 STATE = STATES / NAME
@@ -155,7 +155,7 @@ def on_standin(command: str, input: Optional[str] = None) -> str:
 
 
 def fab(conf: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([fab_exe(), "-f", str(conf), *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([project_exe("fab"), "-f", str(conf), *args], cwd=REPO, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=timeout)
 
 

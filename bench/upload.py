@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export, restamp   # noqa: E402
-from tests.standin.harness import STATE as STATES, fab_exe, standin_cmd, standin_settings   # noqa: E402
+from tests.standin.harness import STATE as STATES, project_exe, standin_cmd, standin_settings   # noqa: E402
 
 NAME = "bench"                            # the only stand-in this benchmark touches
 STATE = STATES / NAME
@@ -199,7 +199,7 @@ def tools(conf: Path, app_dir: Path) -> list[Tool]:
     ssh = f"ssh -F {ssh_config()}"
     frontend = app_dir / "frontend"
     return [
-        Tool("qms-deploy upload", [fab_exe(), "-f", str(conf), "upload"],
+        Tool("qms-deploy upload", [project_exe("fab"), "-f", str(conf), "upload"],
              f"rm -rf {FRONTEND}/releases/* {FRONTEND}/releases/.incoming-* {FRONTEND}/out", REPO),
         Tool("rsync -a", ["rsync", "-a", "-e", ssh, "out/", f"{NAME}:{HOME}/rsync-target/"],
              f"rm -rf {HOME}/rsync-target", frontend),
@@ -300,7 +300,7 @@ def main() -> int:
             print(f"bench: every measured connection goes through a relay adding {args.rtt:g} ms of round trip",
                   flush=True)
         conf = settings_file(work, app_dir)
-        subprocess.run([fab_exe(), "-f", str(conf), "prepare"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([project_exe("fab"), "-f", str(conf), "prepare"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         all_tools = tools(conf, app_dir)
         calibration = run_benchmark(all_tools, out)
         report(all_tools, calibration, files, size, time.monotonic() - started)

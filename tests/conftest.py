@@ -1,18 +1,15 @@
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.standin.harness import REPO, project_exe
 
 
 def run_tool(tool: str, *args, cwd=REPO, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
     """Run `fab` or `inv` the way a user does, from the project root."""
-    exe = BIN / tool if (BIN / tool).exists() else tool
-    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([project_exe(tool), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, input=input, stdin=None if input else subprocess.DEVNULL)
 
 

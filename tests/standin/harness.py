@@ -1,7 +1,6 @@
 """What the stand-in tests and the benchmarks share (no pytest here): a settings file for a stand-in, the steps of
 a first deploy, and the `fab` to run."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +24,15 @@ def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Opti
     return text.replace("app_dir: build/example-app", f"app_dir: {app_dir or REPO / 'tests/example_app'}")
 
 
-def fab_exe() -> str:
-    """The `fab` beside this interpreter (a virtualenv), else the one on PATH, else the repo's .venv."""
-    local = Path(sys.executable).parent / "fab"
-    if local.exists():
-        return str(local)
-    return shutil.which("fab") or str(REPO / ".venv" / "bin" / "fab")
+def project_exe(name: str) -> str:
+    """A program this project installs (`fab`, `inv`, `moto_server`): the one beside the running interpreter (a
+    virtualenv), else the repo's .venv. Never PATH: whatever an earlier install left there would stand in for what
+    scripts/install must provide (a fresh machine has none)."""
+    for candidate in (Path(sys.executable).parent / name, REPO / ".venv" / "bin" / name):
+        if candidate.exists():
+            return str(candidate)
+    raise FileNotFoundError(f"{name} is neither beside {sys.executable} nor in {REPO / '.venv/bin'}: "
+                            "run scripts/install")
 
 
 def standin_cmd(*args, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,9 +1,7 @@
 """Backups end to end: the stand-in's SQLite database, an S3-compatible server (moto) on this machine's loopback."""
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pytest
 
 from tests.conftest import assert_one_line_error, fab
 from tests.standin.conftest import deploy_example_app, get, remove_standin
+from tests.standin.harness import project_exe
 
 pytestmark = pytest.mark.standin
 BUCKET = "qms-backups"
@@ -24,9 +23,8 @@ def start_moto(auth: bool):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "1"} if auth else {})}
-    server = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+    server = subprocess.Popen([project_exe("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     import boto3

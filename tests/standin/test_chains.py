@@ -17,7 +17,7 @@ from tests.conftest import REPO, assert_one_line_error, fab
 from tests.standin.app_changes import add_field, add_owner_field_and_endpoint, break_health, set_backend_version, \
     set_frontend_title
 from tests.standin.conftest import get, make_standin, remove_standin, with_example_app
-from tests.standin.harness import fab_exe
+from tests.standin.harness import project_exe
 
 pytestmark = pytest.mark.standin
 
@@ -161,7 +161,7 @@ def wait_for_lock(site, seconds: float = 60) -> dict:
 def background_deploy(site, name: str, *args) -> tuple[subprocess.Popen, Path]:
     log = site.tmp / f"{name}.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([fab_exe(), "-f", str(site.conf), "deploy", *args], stdout=out,
+        process = subprocess.Popen([project_exe("fab"), "-f", str(site.conf), "deploy", *args], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
     return process, log
 

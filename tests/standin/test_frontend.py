@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO, assert_one_line_error, fab
 from tests.export_fixture import make_export, restamp
-from tests.standin.harness import standin_settings
+from tests.standin.harness import project_exe, standin_settings
 
 pytestmark = pytest.mark.standin
 
@@ -107,7 +107,7 @@ def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_c
     releases_dir = served.root / "home/ubuntu/QMS/frontend/releases"
     receiving = lambda: any(p.name.startswith(".incoming-") for p in releases_dir.iterdir())
     for delay in (0.3, None):   # early (before the stream), and in the middle of the stream
-        proc = subprocess.Popen([str(shutil.which("fab") or "fab"), "-f", str(conf), "upload"], cwd=REPO,
+        proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if delay is None:
             deadline = time.monotonic() + 60
