@@ -1,15 +1,15 @@
 """The task tree: one module per concern, assembled into one flat namespace for `fab` and `inv`."""
 from invoke import Collection
 
-from . import backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, lock, \
-    nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
+from . import app_check, backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, \
+    lock, nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
 from .core.errors import install_excepthook
 from .core.settings import defaults
 
 install_excepthook()
 
 MODULES = (environment, ssh, server, build, release, perms, nginx, smoke, tls, envfile, git, backend, service, backups,
-           secrets_check, setup, deploy, history, lock, doctor, browser_check)
+           secrets_check, setup, deploy, history, lock, doctor, browser_check, app_check)
 
 ns = Collection()
 for module in MODULES:

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from invoke import Collection, task
 
 from .core import backend_plan as plan
+from .core import checks
+from .core.checks import FAIL, WARN, Finding
 from .core.deploy_records import listed
 from .core.errors import UserError
 from .backups import create_backup
@@ -37,31 +39,81 @@ def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False, e
     result = host.run(plan.manage_command(s, args, extra_env_file), sudo=True, hide=hide, warn=True, timeout=1800,
                       write=not read_only)
     if result is not None and result.failed:
-        last = (result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"])[-1]
+        lines = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"]
+        # Django ends "Unknown command: 'x'" with a usage hint: the line before it names the problem
+        last = lines[-2] if len(lines) > 1 and lines[-1].startswith("Type '") else lines[-1]
         raise UserError(f"[{host.name}] manage.py {args} failed with exit code {result.exited}: {last}")
     return result
 
 
+def app_settings(host, s) -> list[Finding]:
+    """Django's effective settings in the service's environment, judged against the .env the tool wrote (or one
+    failing finding when manage.py cannot run)."""
+    text = host.read(plan.env_file(s))
+    env = plan.parse_env(text.decode(errors="replace")) if text is not None else {}
+    shown = host.probe(plan.manage_command(s, f"shell -c {shlex.quote(checks.DJANGO_SETTINGS_SCRIPT)}"), sudo=True)
+    app = checks.parse_django_settings(shown.stdout)
+    if app is None:
+        last = (shown.stderr.strip().splitlines() or shown.stdout.strip().splitlines() or ["no output"])[-1]
+        return [Finding("app settings", FAIL, f"manage.py cannot run: {last}", "fab logs; fab deps")]
+    return checks.django_findings(app, env, list(s.domains))
+
+
+def app_settings_step(host, s) -> None:
+    """Before the new code migrates or serves: refuse settings that are unsafe or that point the app elsewhere than
+    the tool looks (another database would be migrated and never backed up); note settings written in code."""
+    if host.dry:
+        return None
+    findings = app_settings(host, s)
+    for finding in findings:
+        if finding.result == WARN:
+            host.say(f"note: {finding.check}: {finding.saw}: {finding.fix}")
+    failed = [f for f in findings if f.result == FAIL]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more: fab doctor lists them)" if len(failed) > 1 else ""
+        raise UserError(f"[{host.name}] {first.check}: {first.saw}; change {first.fix}{more}")
+    return None
+
+
 @task
 def deps(c):
-    """uv sync --locked --no-dev on the server (uv by full path).
+    """Install the backend's dependencies with uv (locked when uv.lock exists).
 
-    Install the backend's locked dependencies with `uv sync --locked --no-dev` (uv by absolute path).
+    Install the Python project's dependencies with uv by absolute path: `uv sync --locked --no-dev` with a uv.lock,
+    else `uv sync --no-dev` (pyproject.toml) or `uv pip install -r requirements.txt`; then check the venv has
+    uvicorn where the unit looks for it.
     """
     s = settings_of(c)
     host = host_of(c, s)
+    directory = plan.project_dir(s)
+    where = f"qms.backend.python_project ({directory})" if s.backend.python_project else \
+        f"qms.backend.dir ({directory}); set qms.backend.python_project to the folder that has it"
+    project = plan.parse_python_project(host.probe(plan.python_project_command(directory)).stdout)
+    if not project.files:
+        raise UserError(f"[{host.name}] no pyproject.toml or requirements.txt in {where}")
+    if project.requires and plan.python_satisfies(project.python, project.requires) is False:
+        raise UserError(f"[{host.name}] the project needs Python {project.requires} (requires-python in "
+                        f"{directory}/pyproject.toml) and the server's python3 is {project.python}: install a Python "
+                        "that fits on the server, or widen requires-python if the app runs on it")
     uv = find_uv(host, s)
     if not uv:
         host.say("uv is not on the server: installing it from PyPI")
         uv = install_uv(host)
-    directory = plan.backend_dir(s)
-    result = host.run(f"cd {shlex.quote(directory)} && UV_PYTHON_DOWNLOADS=never {shlex.quote(uv)} sync --locked "
-                      "--no-dev 2>&1", warn=True, timeout=1800)
+    result = host.run(f"cd {shlex.quote(directory)} && export UV_PYTHON_DOWNLOADS=never && "
+                      f"{plan.sync_command(project, uv)} 2>&1", warn=True, timeout=1800)
     if result is None:
         return None
     if result.failed:
         tail = [line for line in result.stdout.splitlines() if line.strip()][-3:]
-        raise UserError(f"[{host.name}] uv sync failed in {directory}: {' | '.join(tail) or 'no output'}")
+        raise UserError(f"[{host.name}] installing the dependencies failed in {directory}: "
+                        f"{' | '.join(tail) or 'no output'}")
+    if not host.probe(f"test -x {shlex.quote(plan.venv_bin(s, 'uvicorn'))}").ok:
+        raise UserError(f"[{host.name}] {plan.venv_bin(s, 'uvicorn')} is missing: add uvicorn to your dependencies "
+                        "(uv add uvicorn, or a uvicorn line in requirements.txt), commit, and deploy again")
+    if "uv.lock" not in project.files:
+        host.say(f"note: no uv.lock in {directory}: each deploy resolves the dependencies anew; `uv lock` and a "
+                 "committed uv.lock make deploys repeatable")
     summary = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("Installed",
                                                                                               "Uninstalled",
                                                                                               "Audited"))]

@@ -13,7 +13,7 @@ from invoke import Collection, task
 from rich.table import Table
 
 from .build import api_url_of
-from .core.browser_report import origin, page_rows
+from .core.browser_report import api_calls, no_api_note, origin, page_rows
 from .core.cdp import Browser, find_browser
 from .core.console import print_table
 from .core.errors import UserError
@@ -69,7 +69,10 @@ def browser_check(host, s, screenshots: Optional[str] = None) -> None:
     problem = first_problem(host, rows)
     if problem:
         raise UserError(problem)
-    host.say(f"browser-check: {len(rows)} requests from {len(s.browser.pages or s.smoke.pages)} pages, none wrong")
+    api = api_url_of(s)
+    called = api_calls(rows, api)
+    host.say(f"browser-check: {len(rows)} requests from {len(s.browser.pages or s.smoke.pages)} pages, none wrong"
+             + (f", {called} to the API" if called else f"; but {no_api_note(api)}"))
 
 
 @task(name="browser-check", help={"screenshot": "save a PNG of each page into this directory"})

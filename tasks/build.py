@@ -106,7 +106,7 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
     run_npm(npm, ["run", "build"], frontend, env)
     if not (out / "index.html").is_file():
         raise UserError(f"the build made no {out}/index.html: is `output: 'export'` set in next.config?")
-    check_bundle(out, api_url)
+    check_bundle(out, api_url, s.frontend.bundle_allow)
     sha, dirty = git_state(frontend)
     info = bundle.build_info(out, env=env_name, api_url=api_url, git_sha=sha, dirty=dirty,
                              built_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -116,12 +116,26 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
           f"{' (dirty)' if dirty else ''}, in {time.monotonic() - started:.0f} s")
 
 
-def check_bundle(out: Path, api_url: str) -> None:
-    problems = bundle.scan(out, api_url)
-    if problems:
-        raise UserError(f"the bundle would call the wrong API: {problems[0]}"
-                        f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; set qms.frontend.api_url "
-                        f"(now {api_url}) and build again")
+def check_bundle(out: Path, api_url: str, allow: list[str]) -> None:
+    """Refuse an export that would call the wrong API: every hit on a line of its own, then one error with the fix."""
+    problems = bundle.scan(out, api_url, allow)
+    if not problems:
+        return
+    for problem in problems:
+        print(f"build: {problem.details()}", flush=True)
+    fixes = {bundle.LITERAL: "remove the literal from the frontend's source and read process.env.NEXT_PUBLIC_API_URL "
+                             "(the build sets it from qms.frontend.api_url)",
+             bundle.UNSET: "set the variable for the build (NEXT_PUBLIC_API_URL comes from qms.frontend.api_url, "
+                           "others from qms.frontend.build_env)",
+             bundle.CONFIGURED: f"set qms.frontend.api_url (now {api_url}) to an address visitors can reach",
+             bundle.MISSING: f"make the frontend read process.env.NEXT_PUBLIC_API_URL (the build sets it to {api_url} "
+                             "from qms.frontend.api_url)"}
+    kinds = dict.fromkeys(problem.kind for problem in problems)
+    steps = [fixes[kind] for kind in kinds]
+    if kinds.keys() - {bundle.MISSING}:
+        steps.append("or, for a hit that is fine, add it (or a part of its context) to qms.frontend.bundle_allow")
+    more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
+    raise UserError(f"the bundle would call the wrong API: {problems[0]}{more}: {'; '.join(steps)}; then build again")
 
 
 ns = Collection(build)

@@ -78,10 +78,10 @@ class Run:
                       + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
 
 
-def local_commit(s, push: bool) -> str:
+def local_commit(s, push: bool, dry: bool) -> str:
     """The commit to deploy: HEAD of the app's checkout, which must be clean, free of secrets, and on the remote
     the server pulls from (pushed there with --push). A deploy ships commits, so that what the server's git runs
-    and what was built here are the same code."""
+    and what was built here are the same code. A plan (`dry`) pushes nothing and says what the deploy would do."""
     repo = secrets_check.repo_of(s, None)
     found = secrets_check.problems(s, repo)
     if found:
@@ -101,14 +101,20 @@ def local_commit(s, push: bool) -> str:
     tip = (listed.stdout.split() or [""])[0]
     if tip == sha:
         return sha
-    if push:
+    behind = bool(tip) and secrets_check.git(repo, "merge-base", "--is-ancestor", sha, tip).returncode == 0
+    if dry and not behind:
+        print(f"would push {sha[:7]} to {remote_name}/{branch}" if push else
+              f"note: {sha[:7]} is not on {remote_name}/{branch}: the deploy would refuse it (git push, or deploy "
+              "--push)")
+        return sha
+    if push and not behind:
         pushed = secrets_check.git(repo, "push", "-q", remote_name, f"HEAD:refs/heads/{branch}")
         if pushed.returncode != 0:
             raise UserError(f"git push {remote_name} HEAD:{branch} was refused: "
                             f"{(pushed.stderr.strip().splitlines() or ['no output'])[-1]}; pull and merge first")
         print(f"pushed {sha[:7]} to {remote_name}/{branch}")
         return sha
-    if tip and secrets_check.git(repo, "merge-base", "--is-ancestor", sha, tip).returncode == 0:
+    if behind:
         raise UserError(f"{remote_name}/{branch} ({tip[:7]}) is ahead of your commit {sha[:7]}: pull first, or a "
                         "deploy would take the server back")
     raise UserError(f"commit {sha[:7]} is not on {remote_name}/{branch}, which the server pulls: git push, or "

@@ -86,7 +86,7 @@ def deploy(c, push=False, plan=False, wait=0):
 
 def deploy_host(c, s, push: bool, wait: float) -> None:
     required_secrets(s)
-    sha = local_commit(s, push and not c.config.run.dry)
+    sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
     if host.stat(f"{s.app_root}/.deploy") is None:
         raise UserError(f"[{host.name}] {s.app_root} is not set up: run setup first")
@@ -98,7 +98,7 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
         show_commits(s, host, sha)
     steps = [("build", build_once, s, sha), ("env", envfile.env, c), ("upload", release.upload, c),
              ("git-pull", git.git_pull, c, None, sha), ("deps", backend.deps, c),
-             ("migrate", migrate_step, c, host, s, run), ("collectstatic", backend.collectstatic, c),
+             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run), ("collectstatic", backend.collectstatic, c),
              ("service", service.service, c), ("restart", restart_if_needed, c, host, s, run),
              ("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s)]
     run_chain(run, steps, switch_at="upload", before=before)

@@ -8,18 +8,18 @@ import posixpath
 import shlex
 
 from invoke import Collection, task
-from rich.table import Table
 
-from . import build, git, lock, perms, secrets_check, tls
+from . import backend, build, git, lock, perms, secrets_check, tls
 from .core import backend_plan as plan
-from .core import bundle, checks
+from .core import bundle, checks, facts
+from .core.browser_report import api_calls, no_api_note
 from .core import deploy_records as records
 from .core.checks import FAIL, OK, WARN, Finding
-from .core.console import print_table
+from .core.console import print_findings
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .history import read_history
-from .core.smoke import pages
+from .core.smoke import health_url, pages
 from .smoke import probe_site
 
 
@@ -57,28 +57,39 @@ def env_checks(host, s) -> list[Finding]:
     return checks.env_findings(mode, values, list(s.domains))
 
 
+def django_checks(host, s) -> list[Finding]:
+    """Django's effective settings, `check --deploy`, and what a stranger gets."""
+    findings = backend.app_settings(host, s)
+    if findings[0].check != "app settings":   # manage.py runs
+        deploy = host.probe(plan.manage_command(s, "check --deploy"), sudo=True)
+        findings.append(checks.check_deploy_finding(deploy.stdout + deploy.stderr, deploy.failed))
+    domain = s.domains[0] if s.domains else "localhost"
+    outside = host.probe(checks.outside_probe_command(s.backend.port, domain, s.backend.api_prefix, health_url(s)))
+    return findings + checks.outside_findings(facts.parse_key_values(outside.stdout))
+
+
 def bundle_checks(host, s) -> list[Finding]:
     out = posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)
     api = build.api_url_of(s)
     answer = json.loads(host.probe(checks.bundle_command(out, bundle.BAD_API.pattern.decode(), api),
                                    sudo=True).stdout or "{}")
-    return checks.bundle_findings(answer, api)
+    return checks.bundle_findings(answer, api, s.frontend.bundle_allow)
 
 
 def site_checks(host, s) -> list[Finding]:
     """Redirect loops (with the chain) and the CORS preflight, as smoke sees them."""
     results, refused = probe_site(host, s)
     findings = []
-    for result, (_, by_backend) in zip(results, pages(s)):
+    for result, page in zip(results, pages(s)):
         if result.problem is None:
             findings.append(Finding(f"GET {result.path}", OK, f"{result.status} after {len(result.chain) - 1} "
                                                                "redirect(s)"))
             continue
-        if by_backend:
-            fix = "fab logs, then fab restart"
+        if page.by_backend:
+            fix = f"fab logs, then fab restart; or change {page.setting}"
         else:   # a page of the export: nginx's routing is wrong (a loop, or a proxied prefix over the page)
             fix = ("fab nginx-reload (the template serves the export's pages; fab nginx-lint names prefixes that "
-                   "shadow them)")
+                   f"shadow them); or change {page.setting}")
         findings.append(Finding(f"GET {result.path}", FAIL, f"{result.problem}: {result.describe_chain()}", fix))
     if results[-1].problem is None:
         findings.append(Finding("CORS preflight", FAIL if refused else OK, refused[0] if refused else
@@ -134,7 +145,7 @@ def local_checks(s) -> list[Finding]:
                     "fab check-secrets lists every problem and its fix" if found else "")]
 
 
-CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, bundle_checks, site_checks,
+CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks, site_checks,
           certificate_checks, lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
           deploy_checks)
 
@@ -145,6 +156,8 @@ def browser_findings(host, s) -> list[Finding]:
     problem = first_problem(host, rows)
     if problem:
         return [Finding("browser", FAIL, problem.split("] ", 1)[-1], "fab browser-check lists every request")]
+    if not api_calls(rows, build.api_url_of(s)):
+        return [Finding("browser", WARN, no_api_note(build.api_url_of(s)), "set qms.browser.pages")]
     return [Finding("browser", OK, f"{len(rows)} requests: no bad request, CORS rejection or JavaScript error")]
 
 
@@ -161,16 +174,7 @@ def doctor(c, json_=False, browser=False):
     findings = [finding for check in CHECKS for finding in check(host, s)] + local_checks(s)
     if browser:
         findings += browser_findings(host, s)
-    if json_:
-        print(json.dumps({"host": host.name, "result": checks.worst(findings),
-                          "checks": [f.as_dict() for f in findings]}, indent=2))
-    else:
-        table = Table(title=f"{host.name}: doctor")
-        for column in ("check", "result", "saw", "fix"):
-            table.add_column(column)
-        for f in findings:
-            table.add_row(f.check, f.result, f.saw, f.fix)
-        print_table(table)
+    print_findings(f"{host.name}: doctor", findings, json_, {"host": host.name})
     failed = [f.check for f in findings if f.result == FAIL]
     if failed:
         raise UserError(f"[{host.name}] {len(failed)} check(s) failed: {', '.join(failed)}: the fix column says how")

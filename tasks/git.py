@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from invoke import Collection, task
 
+from .core import clone
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .server import exclude_tool_paths
@@ -45,11 +46,13 @@ def git_pull(c, ref=None, commit=None):
     if not host.dry:
         exclude_tool_paths(host, s)
     # --no-optional-locks: status would otherwise rewrite the index, and a dry run must change nothing
-    dirty = host.probe(git(s, "--no-optional-locks status --porcelain --untracked-files=normal")).stdout.splitlines()
-    if dirty:
-        shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+    found = clone.parse_status(host.probe(git(s, "--no-optional-locks status --porcelain --untracked-files=normal"))
+                               .stdout, clone.generated_patterns(s), clone.database_path(s))
+    if found.edits:
+        shown = ", ".join(found.edits[:3]) + (f" and {len(found.edits) - 3} more" if len(found.edits) > 3 else "")
+        stash = "stash -u" if not found.database else f"stash -u -- {' '.join(map(shlex.quote, found.edits))}"
         raise UserError(f"[{host.name}] the clone in {s.app_root} has local changes ({shown}): put them in the "
-                        f"repository, or discard them with `git -C {s.app_root} stash -u`, then run git-pull again")
+                        f"repository, or discard them with `git -C {s.app_root} {stash}`, then run git-pull again")
     previous = head(host, s)
     if host.dry:
         remote = host.probe(git(s, f"ls-remote origin {shlex.quote(target)}")).stdout.split()[:1]
@@ -72,7 +75,22 @@ def git_pull(c, ref=None, commit=None):
         raise UserError(f"[{host.name}] {target} ({new[:7]}) does not contain the server's commit {previous[:7]}: "
                         f"history was rewritten or the server has commits of its own; to take {target} anyway: "
                         f"git -C {s.app_root} reset --keep {new[:12]}")
+    database = clone.database_path(s)
+    if host.probe(git(s, f"cat-file -e {new}:{shlex.quote(database)}")).ok:
+        raise UserError(f"[{host.name}] {database} is in the repository at {new[:7]}: git would put that copy over "
+                        f"the live database; take it out of git (git rm --cached {database}, *.sqlite3 in "
+                        ".gitignore), commit and push, then deploy again: the server keeps its copy")
+    if found.generated:
+        host.run(git(s, "checkout -q -- " + " ".join(map(shlex.quote, found.generated))))
+        host.say(f"put back {len(found.generated)} tracked file(s) the server generated ({found.generated[0]}, ...)")
     switch = f"merge -q --ff-only {new}" if previous else f"checkout -q -B {shlex.quote(s.branch)} {new}"
+    if previous and host.probe(git(s, f"cat-file -e {previous}:{shlex.quote(database)}")).ok:
+        # tracked until now, gone from the new commit: a merge would refuse (or delete the live file), so the index
+        # and the other files move to the new commit around it
+        index = git(s, "write-tree")
+        switch = (f"rm -q --cached -- {shlex.quote(database)} && "
+                  + git(s, f'read-tree -m -u "$({index})" {new} && ') + git(s, f"reset -q --soft {new}"))
+        host.say(f"{database} leaves git; the server keeps the live file")
     moved = host.run(git(s, switch), warn=True)
     if moved.failed:
         raise UserError(f"[{host.name}] git could not move to {new[:7]}: "

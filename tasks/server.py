@@ -5,11 +5,11 @@ from invoke import Collection, task
 from .core.console import print_table
 from rich.table import Table
 
-from .core import facts
+from .core import clone, facts
 from .core.runtime import host_of, settings_of
 
-# Paths the tool writes inside the app's git clone; kept out of `git status` so a dirty-tree check sees only
-# real edits on the server.
+# Paths the tool writes inside the app's git clone; kept out of `git status` (with what the server generates there
+# and the live database) so a dirty-tree check sees only real edits on the server.
 TOOL_PATHS = ("/.deploy/", "/backups/", "/.env", "/{frontend}/releases/", "/{frontend}/{out}")
 
 
@@ -31,7 +31,9 @@ def exclude_tool_paths(host, s) -> list[bool]:
     if host.stat(git_dir) is None:
         return []
     exclude = posixpath.join(git_dir, "info", "exclude")
-    return [host.append_line(exclude, p.format(frontend=s.frontend.dir, out=s.frontend.out)) for p in TOOL_PATHS]
+    patterns = ([p.format(frontend=s.frontend.dir, out=s.frontend.out) for p in TOOL_PATHS]
+                + clone.generated_patterns(s) + ["/" + clone.database_path(s)])
+    return [host.append_line(exclude, p) for p in patterns]
 
 
 @task

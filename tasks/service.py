@@ -13,6 +13,7 @@ from invoke import Collection, task
 from .core import backend_plan as plan
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
+from .core.smoke import health_url
 
 
 def install_units(host, s) -> bool:
@@ -69,7 +70,7 @@ def needs_restart(host, s) -> str:
     started = host.probe(f"date -d {shlex.quote(state[1].strip())} +%s").stdout.strip()
     newer = host.probe(" ; ".join(
         f"[ $(stat -c %Y {shlex.quote(p)} 2>/dev/null || echo 0) -gt {started or 0} ] && echo {shlex.quote(p)}"
-        for p in (*plan.unit_paths(s).values(), plan.env_file(s), posixpath.join(plan.backend_dir(s), "uv.lock"),
+        for p in (*plan.unit_paths(s).values(), plan.env_file(s), posixpath.join(plan.project_dir(s), "uv.lock"),
                   plan.venv_bin(s, "python")))).stdout.split()
     return f"{', '.join(newer)} changed since it started" if newer else ""
 
@@ -80,8 +81,8 @@ def journal_tail(host, s, lines: int = 50) -> str:
 
 
 def health(host, s) -> list[str]:
-    """Problems with /api/health/ answered directly by uvicorn and through nginx (on the server)."""
-    path = posixpath.join(s.backend.api_prefix, s.smoke.health_path)
+    """Problems with the health endpoint answered directly by uvicorn and through nginx (on the server)."""
+    path = health_url(s)
     domain = (s.domains or ["localhost"])[0]
     checks = {
         "directly": f"curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
@@ -129,6 +130,9 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
         last = now
         time.sleep(0.5)
     print(journal_tail(host, s), end="")
+    if problems[0].endswith(" 404"):   # the app runs but has nothing there: the setting, not the app, is wrong
+        raise UserError(f"[{host.name}] {s.backend.unit} runs but {problems[0]}: set qms.smoke.health_path to the "
+                        f"app's health endpoint inside {s.backend.api_prefix}, or add one (README: Prepare your app)")
     raise UserError(f"[{host.name}] {s.backend.unit} is not healthy: {problems[0]} (its journal is above)")
 
 
@@ -136,7 +140,7 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
 def restart(c, mode="auto"):
     """Restart or reload the backend without dropping requests.
 
-    Restart the backend without dropping requests (or reload it gracefully), then wait for /api/health/.
+    Restart the backend without dropping requests (or reload it gracefully), then wait for its health endpoint.
     """
     s = settings_of(c)
     if mode not in ("auto", "reload", "restart"):
@@ -154,7 +158,7 @@ def restart(c, mode="auto"):
         return None
     wait_healthy(host, s, replaced=before)
     host.say(f"{s.backend.unit} {mode}ed and healthy in {time.monotonic() - started:.1f} s "
-             f"(/api/health/ answers directly and through nginx)")
+             f"({health_url(s)} answers directly and through nginx)")
     return f"{mode}ed"
 
 

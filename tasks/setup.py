@@ -14,6 +14,7 @@ from typing import Optional
 from invoke import Collection, task
 
 from . import backend, envfile, git, nginx, perms, release, server, service, tls
+from .app_check import app_check_step
 from .chain import Run, build_once, local_commit, migrate_step, required_secrets, restart_if_needed, run_chain, \
     server_state, smoke_step
 from .core import facts
@@ -72,7 +73,10 @@ def seed_step(host, s) -> Optional[str]:
     if host.stat(marker) is not None:
         host.say(f"{s.setup.seed_command} ran on an earlier setup")
         return None
-    result = backend.manage_run(host, s, s.setup.seed_command)
+    try:
+        result = backend.manage_run(host, s, s.setup.seed_command)
+    except UserError as e:
+        raise UserError(f"{e} (the seed command is qms.setup.seed_command; '' runs none)") from None
     if result is None:
         return None
     host.put(marker, s.setup.seed_command + "\n", 0o640, show_diff=False, quiet=True)
@@ -97,12 +101,14 @@ def tls_step(c, host, s) -> Optional[str]:
 def setup(c, push=False):
     """First deploy of a fresh server, end to end; idempotent.
 
-    From a fresh server to the app over HTTPS: packages, layout, clone, .env, deps, migrate, collectstatic,
-    superuser, seed data, systemd, frontend, nginx, certificate, permissions, start, smoke checks.
+    app-check (local), then from a fresh server to the app over HTTPS: packages, layout, clone, .env, deps, the app's
+    settings, migrate, collectstatic, superuser, seed data, systemd, frontend, nginx, certificate, permissions, start,
+    smoke checks.
     """
     s = settings_of(c)
     required_secrets(s, superuser=True)
-    sha = local_commit(s, push and not c.config.run.dry)
+    app_check_step(s)
+    sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
     run = Run(c, host, s, "setup")
     run.step("packages", packages_step, host, s)
@@ -111,8 +117,8 @@ def setup(c, push=False):
         run.lock = take(host, s, "setup")
         run.outcome.before = server_state(host, s)
     steps = [("git-pull", git.git_pull, c, None, sha), ("env", envfile.env, c), ("deps", backend.deps, c),
-             ("migrate", migrate_step, c, host, s, run), ("collectstatic", backend.collectstatic, c),
-             ("superuser", superuser_step, host, s), ("seed", seed_step, host, s), ("service", service.service, c),
+             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run),
+             ("collectstatic", backend.collectstatic, c), ("superuser", superuser_step, host, s), ("seed", seed_step, host, s), ("service", service.service, c),
              ("build", build_once, s, sha), ("upload", release.upload, c), ("nginx-reload", nginx.nginx_reload, c),
              ("tls", tls_step, c, host, s), ("fix-perms", perms.fix_perms, c),
              ("restart", restart_if_needed, c, host, s, run), ("smoke", smoke_step, host, s)]

@@ -25,7 +25,7 @@ def probe_site(host, s):
         return int(status) if status.isdigit() else 0, location
 
     base = f"http://{s.domains[0] if s.domains else 'localhost'}"
-    results = [follow(fetch, base + path, own) for path, _ in pages(s)]
+    results = [follow(fetch, base + page.path, own) for page in pages(s)]
     health, refused = results[-1], []   # the API health endpoint: the browser's preflight goes to the API
     for domain in s.domains if health.problem is None else ():
         origin = f"https://{domain}"
@@ -41,9 +41,9 @@ def smoke_check(host, s, strict: bool) -> None:
     preflight; otherwise only note those (right after an nginx reload the app may not be deployed yet)."""
     results, refused = probe_site(host, s)
     failures, notes = [], []
-    for result in results:
+    for result, page in zip(results, pages(s)):
         if result.problem is not None:
-            line = f"{result.path}: {result.problem}: {result.describe_chain()}"
+            line = f"{result.path}: {result.problem}: {result.describe_chain()} (from {page.setting})"
             (failures if strict or "redirect" in result.problem else notes).append(line)
     (failures if strict else notes).extend(refused)
     for line in notes:

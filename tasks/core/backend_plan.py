@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
+from dataclasses import dataclass
 from typing import Optional
 
 from .errors import UserError
@@ -14,8 +16,67 @@ def backend_dir(s: Settings) -> str:
     return posixpath.join(s.app_root, s.backend.dir)
 
 
+def project_dir(s: Settings) -> str:
+    """The Python project's folder on the server: uv makes the venv there, whatever folder manage.py is in."""
+    return posixpath.normpath(posixpath.join(s.app_root, s.backend.python_project or s.backend.dir))
+
+
 def venv_bin(s: Settings, name: str) -> str:
-    return posixpath.join(backend_dir(s), ".venv", "bin", name)
+    return posixpath.join(project_dir(s), ".venv", "bin", name)
+
+
+@dataclass(frozen=True)
+class PythonProject:
+    files: frozenset      # which of uv.lock, pyproject.toml, requirements.txt are there
+    python: str           # the server's python3, such as 3.12.3
+    requires: str         # pyproject's requires-python, or ""
+
+
+def python_project_command(directory: str) -> str:
+    d = shlex.quote(directory)
+    return (f"for f in uv.lock pyproject.toml requirements.txt; do [ -f {d}/$f ] && echo file=$f; done; "
+            "echo python=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])'); "
+            f"[ -f {d}/pyproject.toml ] && sed -n 's/^requires-python *= *//p' {d}/pyproject.toml | head -1 "
+            "| sed 's/^/requires=/'; true")
+
+
+def parse_python_project(output: str) -> PythonProject:
+    found = [line.split("=", 1) for line in output.splitlines() if "=" in line]
+    values = {k: v for k, v in found if k != "file"}
+    return PythonProject(frozenset(v for k, v in found if k == "file"), values.get("python", ""),
+                         values.get("requires", "").strip().strip("\"'"))
+
+
+def _release(text: str) -> tuple:
+    return tuple(int(part) for part in text.split("."))
+
+
+def python_satisfies(version: str, spec: str) -> Optional[bool]:
+    """Whether Python `version` meets a requires-python `spec` such as >=3.12 or >=3.10,<3.14; None when the
+    spec is not one of the usual forms (then uv, not we, has the last word)."""
+    v = _release(version)
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        match = re.fullmatch(r"(>=|<=|==|!=|~=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if not match:
+            return None
+        op, wanted, star = match[1], _release(match[2]), bool(match[3])
+        mine = v[:len(wanted)] if star or op == "~=" else v + (0,) * (len(wanted) - len(v))
+        ok = {">=": mine >= wanted, "<=": mine <= wanted, ">": mine > wanted, "<": mine < wanted,
+              "==": mine == wanted, "!=": mine != wanted,
+              "~=": v >= wanted and v[:len(wanted) - 1] == wanted[:-1]}[op]
+        if not ok:
+            return False
+    return True
+
+
+def sync_command(project: PythonProject, uv: str) -> str:
+    """How uv installs the dependencies: exactly the lock when there is one; else what the project asks for."""
+    uv = shlex.quote(uv)
+    if "uv.lock" in project.files:
+        return f"{uv} sync --locked --no-dev"
+    if "pyproject.toml" in project.files:
+        return f"{uv} sync --no-dev"
+    return f"{{ [ -x .venv/bin/python ] || {uv} venv -q .venv; }} && {uv} pip install --python .venv/bin/python -r requirements.txt"
 
 
 def env_file(s: Settings) -> str:

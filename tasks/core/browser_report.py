@@ -51,3 +51,15 @@ def page_rows(page: str, requests: list, console_errors: list, navigation_error:
     rows += [[page, "(console)", "-", f"JavaScript error: {(text or '').splitlines()[0] if text else '?'}"]
              for text in console_errors]
     return rows
+
+
+def api_calls(rows: list, api_url: str) -> int:
+    """How many requests went to the configured API: none means the pages never showed that the frontend reaches
+    it, which is not the same as "nothing wrong"."""
+    base = api_url.rstrip("/") + "/"
+    return sum(1 for row in rows if row[1].startswith(base))
+
+
+def no_api_note(api_url: str) -> str:
+    return (f"no page called the API ({api_url}), so nothing shows the frontend reaches it: add a page that calls it "
+            "to qms.browser.pages")

@@ -3,10 +3,13 @@ and a pure parser that turns its output into a finding (ok, warn or fail, what w
 the parsers captured outputs; `doctor` runs the commands."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import asdict, dataclass
 from typing import Optional
+
+from .bundle import allowed
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -139,6 +142,137 @@ def env_findings(mode: Optional[str], values: Optional[dict], domains: list[str]
     return findings
 
 
+# -- what the app really runs (DESIGN: check what the app does, not what we wrote for it) -------------------------
+# Run by `manage.py shell -c` in the service's environment. Values a browser could abuse are read; the secret key
+# only as where it comes from. `lines` are the settings.py lines that set each name, to show what to change.
+DJANGO_SETTINGS_SCRIPT = """\
+import importlib, json, os, re
+from django.conf import settings as s
+key = str(s.SECRET_KEY)
+origin = "env" if key == os.environ.get("SECRET_KEY") else "insecure" if key.startswith("django-insecure-") else "code"
+cors = list(getattr(s, "CORS_ALLOWED_ORIGINS", None) or getattr(s, "CORS_ORIGIN_WHITELIST", None) or [])
+lines = {}
+try:
+    path = importlib.import_module(s.SETTINGS_MODULE).__file__
+    for number, line in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
+        name = re.match(r"([A-Z_]+)\\s*=", line)
+        if name:
+            lines[name[1]] = f"{os.path.relpath(path)}:{number}: {line.strip()[:100]}"   # the last one counts
+except Exception:
+    pass
+print("QMS-SETTINGS " + json.dumps({
+    "DEBUG": bool(s.DEBUG), "SECRET_KEY": origin, "ALLOWED_HOSTS": list(s.ALLOWED_HOSTS),
+    "CORS_ALLOW_ALL_ORIGINS": bool(getattr(s, "CORS_ALLOW_ALL_ORIGINS", False)
+                                   or getattr(s, "CORS_ORIGIN_ALLOW_ALL", False)),
+    "CORS_ALLOWED_ORIGINS": cors, "CSRF_TRUSTED_ORIGINS": list(getattr(s, "CSRF_TRUSTED_ORIGINS", [])),
+    "STATIC_ROOT": str(s.STATIC_ROOT or ""), "DATABASE": str(s.DATABASES.get("default", {}).get("NAME", "")),
+    "lines": lines}))
+"""
+
+# What settings.py should say instead, for each value the server's .env sets (README: Prepare your app).
+READS_ENV = {
+    "DEBUG": 'DEBUG = os.environ.get("DEBUG") == "1"',
+    "SECRET_KEY": 'SECRET_KEY = os.environ["SECRET_KEY"]',
+    "ALLOWED_HOSTS": 'ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "").split(",")',
+    **{name: f'{name} = [o for o in os.environ.get("{name}", "").split(",") if o]'
+       for name in ("CORS_ALLOWED_ORIGINS", "CSRF_TRUSTED_ORIGINS")},
+    "STATIC_ROOT": 'STATIC_ROOT = os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles")',
+    "DATABASE": '"NAME": os.environ.get("DATABASE_PATH", BASE_DIR / "db.sqlite3") in DATABASES["default"]',
+}
+
+
+def parse_django_settings(output: str) -> Optional[dict]:
+    line = next((l for l in output.splitlines() if l.startswith("QMS-SETTINGS ")), None)
+    return json.loads(line.split(" ", 1)[1]) if line else None
+
+
+def django_findings(app: dict, env: dict, domains: list[str]) -> list[Finding]:
+    """The app's effective settings against the .env the tool wrote: insecure values fail, and a value the app does
+    not take from the .env (settings in code) is named with its settings.py line and the line to write instead."""
+    lines = app.get("lines", {})
+
+    def change(name: str) -> str:
+        where = lines.get("DATABASES" if name == "DATABASE" else name)
+        return (f"{where} -> " if where else "in settings.py: ") + READS_ENV[name]
+
+    origins = [f"https://{d}" for d in domains]
+    findings = [
+        Finding("app DEBUG", FAIL if app["DEBUG"] else OK, "True: error pages show code and settings to anyone"
+                if app["DEBUG"] else "False", change("DEBUG") if app["DEBUG"] else ""),
+        Finding("app SECRET_KEY", OK if app["SECRET_KEY"] == "env" else FAIL,
+                {"env": "from the secrets file", "insecure": "Django's django-insecure- key from the code",
+                 "code": "set in the code, not from the secrets file"}[app["SECRET_KEY"]],
+                "" if app["SECRET_KEY"] == "env" else change("SECRET_KEY")),
+    ]
+    hosts = app["ALLOWED_HOSTS"]
+    missing_hosts = [d for d in domains if d not in hosts and "*" not in hosts]
+    findings.append(Finding("app ALLOWED_HOSTS", FAIL if "*" in hosts or missing_hosts else OK,
+                            "'*': any Host header is served" if "*" in hosts else
+                            f"lacks {', '.join(missing_hosts)}" if missing_hosts else ", ".join(hosts),
+                            change("ALLOWED_HOSTS") if "*" in hosts or missing_hosts else ""))
+    if app["CORS_ALLOW_ALL_ORIGINS"]:
+        findings.append(Finding("app CORS", FAIL, "CORS_ALLOW_ALL_ORIGINS: any site may call the API from a "
+                                "visitor's browser",
+                                "remove CORS_ALLOW_ALL_ORIGINS; " + change("CORS_ALLOWED_ORIGINS")))
+    for name in ("CORS_ALLOWED_ORIGINS", "CSRF_TRUSTED_ORIGINS"):
+        if name == "CORS_ALLOWED_ORIGINS" and app["CORS_ALLOW_ALL_ORIGINS"]:
+            continue
+        missing = [o for o in origins if o not in app[name]]
+        in_code = sorted(app[name]) != sorted(o for o in env.get(name, "").split(",") if o)
+        findings.append(Finding(f"app {name}", FAIL if missing else WARN if in_code else OK,
+                                f"lacks {', '.join(missing)}" if missing else
+                                f"{', '.join(app[name])} (set in the code: the .env's is not used)" if in_code else
+                                ", ".join(app[name]) or "none", change(name) if missing or in_code else ""))
+    for name, key, use in (("STATIC_ROOT", "STATIC_ROOT", "nginx serves"),
+                           ("DATABASE", "DATABASE_PATH", "backups copy")):
+        wanted = env.get(key, "")
+        findings.append(Finding(f"app {name}", OK if app[name] == wanted else FAIL, app[name] or "not set",
+                                "" if app[name] == wanted else f"{use} {wanted}: " + change(name)))
+    return findings
+
+
+FOREIGN = "evil.example"   # reserved (RFC 2606): no real site
+
+
+def outside_probe_command(port: int, domain: str, api_prefix: str, health: str) -> str:
+    """What a stranger gets: a foreign Host header straight at the backend, a CORS preflight from a foreign origin
+    and a missing API page through nginx."""
+    site = f"--resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1"
+    missing = shlex.quote(f"http://{domain}{api_prefix}qms-doctor-no-such-page/")
+    return (f"echo host=$(curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 -H 'Host: {FOREIGN}' "
+            f"http://127.0.0.1:{port}{shlex.quote(health)}); "
+            f"echo origin=$(curl -s -k -L --noproxy '*' -o /dev/null -D - --max-time 5 {site} -X OPTIONS "
+            f"-H 'Origin: https://{FOREIGN}' -H 'Access-Control-Request-Method: GET' "
+            f"{shlex.quote(f'http://{domain}{health}')} | grep -ci '^access-control-allow-origin:'); "
+            f"echo debug404=$(curl -s -k -L --noproxy '*' --max-time 5 {site} {missing} | grep -c 'DEBUG = True')")
+
+
+def outside_findings(found: dict) -> list[Finding]:
+    host, origin, debug = found.get("host", ""), found.get("origin", "0"), found.get("debug404", "0")
+    return [
+        Finding("foreign Host header", OK if host == "400" else FAIL, f"Host: {FOREIGN} gets {host or 'nothing'}",
+                "" if host == "400" else "ALLOWED_HOSTS must list only your domains (see app ALLOWED_HOSTS)"),
+        Finding("foreign Origin", OK if origin in ("", "0") else FAIL,
+                f"a preflight from https://{FOREIGN} is " + ("refused" if origin in ("", "0") else "allowed"),
+                "" if origin in ("", "0") else "CORS must allow only your domains (see app CORS)"),
+        Finding("404 page", OK if debug in ("", "0") else FAIL,
+                "Django's debug page, with the URL patterns" if debug not in ("", "0") else "no debug details",
+                "" if debug in ("", "0") else "DEBUG must be off (see app DEBUG)"),
+    ]
+
+
+def check_deploy_finding(output: str, failed: bool) -> Finding:
+    """`manage.py check --deploy`: Django's own list of what is unsafe in production."""
+    ids = sorted(set(re.findall(r"\((security\.[WE]\d+|[a-z_]+\.[WE]\d+)\)", output)))
+    # nginx sets HSTS and redirects to HTTPS in front of the app: Django need not do it again
+    left = [i for i in ids if i not in ("security.W004", "security.W008")]
+    if failed and not ids:
+        return Finding("check --deploy", FAIL, (output.strip().splitlines() or ["failed"])[-1], "fab logs")
+    return Finding("check --deploy", FAIL if failed else WARN if left else OK,
+                   ", ".join(left) if left else "no issues (W004, W008: nginx does HSTS and the redirect)",
+                   "manage.py check --deploy explains each" if left else "")
+
+
 # -- the live bundle -------------------------------------------------------------------------------------------
 def bundle_command(out: str, bad_pattern: str, api_url: str) -> str:
     """On the server: build-info's API URL, the bad API addresses in the served JS/HTML, and whether the configured
@@ -152,18 +286,23 @@ def bundle_command(out: str, bad_pattern: str, api_url: str) -> str:
         "for d,_,names in os.walk(out):\n"
         " for n in names:\n"
         "  if n.endswith(('.js','.html')):\n"
-        "   p=os.path.join(d,n); data=open(p,'rb').read(); seen=seen or api in data; m=bad.search(data)\n"
-        "   if m: found.append([os.path.relpath(p,out),m.group(0).decode(errors='replace')])\n"
-        "print(json.dumps({'api_url':info.get('api_url'),'bad':found[:5],'has_api':seen,'exists':os.path.isdir(out)}))")
+        "   p=os.path.join(d,n); data=open(p,'rb').read(); seen=seen or api in data\n"
+        "   for m in bad.finditer(data):\n"
+        "    c=data[max(0,m.start()-40):m.end()+40]\n"
+        "    found.append([os.path.relpath(p,out),m.group(0).decode(errors='replace'),c.decode(errors='replace')])\n"
+        "print(json.dumps({'api_url':info.get('api_url'),'bad':found[:50],'has_api':seen,'exists':os.path.isdir(out)}))")
     return f"python3 -c {shlex.quote(script)} {shlex.quote(out)} {shlex.quote(bad_pattern)} {shlex.quote(api_url)}"
 
 
-def bundle_findings(answer: dict, api_url: str) -> list[Finding]:
+def bundle_findings(answer: dict, api_url: str, allow: list) -> list[Finding]:
+    """The served export judged as `build` judges it (the same pattern; the hits qms.frontend.bundle_allow lets
+    past are left out)."""
     if not answer.get("exists"):
         return [Finding("API URL in the bundle", FAIL, "no frontend is served", "fab build, then fab upload")]
     fix = "fab build, then fab upload (the build bakes the settings' API URL in)"
-    if answer.get("bad"):
-        path, text = answer["bad"][0]
+    bad = [(path, text) for path, text, context in answer.get("bad", []) if not allowed(text, context, allow)]
+    if bad:
+        path, text = bad[0]
         return [Finding("API URL in the bundle", FAIL, f"{path} calls {text}", fix)]
     if not answer.get("has_api"):
         return [Finding("API URL in the bundle", FAIL, f"{api_url} appears nowhere in the served JS", fix)]
@@ -173,7 +312,15 @@ def bundle_findings(answer: dict, api_url: str) -> list[Finding]:
 
 
 # -- resources -------------------------------------------------------------------------------------------------
-RESOURCES_COMMAND = "df -Pk / | tail -n 1; grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo"
+# The memory limit of the server's cgroup, v2 or v1, where there is one (a container, or the stand-in's 1 GB): then
+# /proc/meminfo shows the host's memory, not what the app may use.
+RESOURCES_COMMAND = (
+    "df -Pk / | tail -n 1; grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo; "
+    "for d in /sys/fs/cgroup /sys/fs/cgroup/memory; do "
+    "for f in memory.max memory.limit_in_bytes; do [ -r $d/$f ] && echo CgroupLimit: $(cat $d/$f); done; "
+    "for f in memory.current memory.usage_in_bytes; do [ -r $d/$f ] && echo CgroupUsage: $(cat $d/$f); done; "
+    "[ -r $d/memory.stat ] && sed -n 's/^\\(total_\\)\\{0,1\\}inactive_file /CgroupInactive: /p' $d/memory.stat | head -1; "
+    "done 2>/dev/null; true")
 
 
 def resource_findings(output: str, warn_below: float = 0.15) -> list[Finding]:
@@ -187,12 +334,19 @@ def resource_findings(output: str, warn_below: float = 0.15) -> list[Finding]:
                                 f"{free // 1024} MB of {total // 1024} MB ({share:.0%})",
                                 "" if share >= warn_below else "fab backups (old backups and releases are pruned by "
                                                                "count: lower qms.backups.keep)"))
-    mem = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    mem = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
+           if v.split() and v.split()[0].isdigit()}
+    limit = mem.get("CgroupLimit", 0) // 1024
+    if mem.get("MemTotal") and 0 < limit < mem["MemTotal"]:
+        # page cache the kernel can drop counts as available, as in MemAvailable
+        used = max(0, mem.get("CgroupUsage", 0) - mem.get("CgroupInactive", 0)) // 1024
+        mem.update(MemTotal=limit, MemAvailable=max(0, limit - used))
     if mem.get("MemTotal"):
         share = mem.get("MemAvailable", 0) / mem["MemTotal"]
         available = mem.get("MemAvailable", 0) // 1024
         findings.append(Finding("memory available", OK if share >= warn_below else WARN,
-                                f"{available} MB of {mem['MemTotal'] // 1024} MB ({share:.0%})",
+                                f"{available} MB of {mem['MemTotal'] // 1024} MB ({share:.0%})"
+                                + (" (the cgroup's limit)" if limit and mem["MemTotal"] == limit else ""),
                                 "" if share >= warn_below else "lower qms.backend.workers or qms.backend.memory_max"))
         swap = mem.get("SwapTotal", 0)
         findings.append(Finding("swap", OK if swap else WARN, f"{swap // 1024} MB ({mem.get('SwapFree', 0) // 1024} "

@@ -91,10 +91,18 @@ SCHEMA: dict = {
         "api_url": Field(None, optional(http_url),
                          "NEXT_PUBLIC_API_URL baked into the build; default https://<first domain>/api"),
         "build_env": Field({}, string_map, "more build-time variables (NEXT_PUBLIC_*), name: value"),
+        "bundle_allow": Field([], _expect(lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v),
+                                          "a list of non-empty strings"),
+                              "local or undefined/ addresses the bundle check lets pass: each entry allows every hit "
+                              "whose text or printed context contains it"),
         "keep_releases": Field(5, integer(1, 100), "uploaded releases kept on the server (older ones are pruned)"),
     },
     "backend": {
-        "dir": Field("backend", relative_path, "the Django project, inside app_dir and app_root"),
+        "dir": Field("backend", relative_path, "the Django project (where manage.py is), inside app_dir and app_root"),
+        "python_project": Field(None, optional(relative_path),
+                                "the folder with pyproject.toml (+ uv.lock) or requirements.txt, inside app_dir and "
+                                "app_root, when it is not backend.dir (such as . for the repository root); its .venv "
+                                "runs the app"),
         "unit": Field("qms-backend", unit_name, "systemd unit of the backend"),
         "port": Field(8000, integer(1, 65535), "port uvicorn listens on"),
         "asgi_app": Field("backend.asgi:application", asgi_app, "the ASGI application uvicorn serves"),
@@ -123,10 +131,12 @@ SCHEMA: dict = {
                               "extra directives for the server block that serves the site (linted with it)"),
     },
     "smoke": {
-        "pages": Field(["/", "/admin/users/"], _expect(lambda v: isinstance(v, list) and all(
+        "pages": Field(["/"], _expect(lambda v: isinstance(v, list) and all(
             isinstance(p, str) and p.startswith("/") for p in v), "a list of URL paths starting with /"),
-                       "pages checked after a reload (the admin prefix and API health are added)"),
-        "health_path": Field("health/", relative_path, "the health endpoint, inside backend.api_prefix"),
+                       "frontend pages checked after a reload, such as [/, /login/] (the admin prefix and the API "
+                       "health endpoint are added)"),
+        "health_path": Field("health/", relative_path, "the health endpoint, inside backend.api_prefix: a path "
+                             "that answers 200 once the app can serve (README, Prepare your app)"),
     },
     "tls": {
         "email": Field(None, optional(_expect(lambda v: isinstance(v, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)
@@ -162,8 +172,9 @@ SCHEMA: dict = {
                            "file ('' : none)"),
         "superuser_email": Field("", _expect(lambda v: isinstance(v, str), "an email address or ''"),
                                  "email of that superuser"),
-        "seed_command": Field("seed_defect_data", _expect(lambda v: isinstance(v, str), "a manage.py command or ''"),
-                              "manage.py command setup runs once, on the first setup ('' : none)"),
+        "seed_command": Field("", _expect(lambda v: isinstance(v, str), "a manage.py command or ''"),
+                              "manage.py command setup runs once, on the first setup, such as loaddata initial.json "
+                              "('': none)"),
     },
     "browser": {
         "path": Field(None, optional(text), "Chromium or Chrome for browser-check (default: found on PATH or in the "

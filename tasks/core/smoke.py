@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import urljoin, urlsplit
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -68,7 +68,18 @@ def cors_problem(response_headers: str, origin: str) -> Optional[str]:
             f"{allowed[0] if allowed else 'missing'}): its domain must be in qms.domains, then run env and restart")
 
 
-def pages(s) -> list[tuple[str, bool]]:
-    """(path, served by the backend) for every page the smoke check visits."""
-    backend = [(s.backend.admin_prefix, True), (posixpath.join(s.backend.api_prefix, s.smoke.health_path), True)]
-    return [(p, False) for p in s.smoke.pages] + backend
+class Page(NamedTuple):
+    path: str
+    by_backend: bool
+    setting: str     # the key that makes the smoke check visit it: a failure names it
+
+
+def pages(s) -> list[Page]:
+    """Every page the smoke check visits; the API health endpoint last (the CORS preflight goes to it)."""
+    return ([Page(p, False, "qms.smoke.pages") for p in s.smoke.pages]
+            + [Page(s.backend.admin_prefix, True, "qms.backend.admin_prefix"),
+               Page(health_url(s), True, "qms.smoke.health_path")])
+
+
+def health_url(s) -> str:
+    return posixpath.join(s.backend.api_prefix, s.smoke.health_path)

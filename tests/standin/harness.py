@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "scripts" / "standin"
 STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
@@ -16,12 +18,21 @@ DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic"
 def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Optional[Path] = None,
                      extra: str = "") -> str:
     """conf/standin.yaml pointed at stand-in `name`, its environment `standin` whatever the file is called;
-    `extra` is YAML added under qms:."""
-    text = ((REPO / "conf" / "standin.yaml").read_text()
-            .replace("/var/lib/qms-standin/standin/ssh_config", str(ssh_config or STATE / name / "ssh_config"))
-            .replace("host: standin", f"host: {name}")
-            .replace("qms:\n", "qms:\n  env: standin\n" + extra))
-    return text.replace("app_dir: build/example-app", f"app_dir: {app_dir or REPO / 'tests/example_app'}")
+    `extra` is YAML under qms:, merged into it key by key (so it may add to a section the file already has)."""
+    data = yaml.safe_load((REPO / "conf" / "standin.yaml").read_text())
+    data["ssh_config_path"] = str(ssh_config or STATE / name / "ssh_config")
+    qms = data["qms"]
+    qms.update(env="standin", host=name, app_dir=str(app_dir or REPO / "tests/example_app"))
+    merge(qms, (yaml.safe_load("qms:\n" + extra) or {}).get("qms") or {})
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def merge(into: dict, more: dict) -> None:
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def project_exe(name: str) -> str:

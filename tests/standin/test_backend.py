@@ -1,5 +1,6 @@
 """The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a new commit with a
 migration and an endpoint, a commit that cannot start, and restarts under steady traffic with no failed request."""
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -65,6 +66,49 @@ def test_a_dirty_server_clone_is_refused(box):
         assert_one_line_error(result, "has local changes (backend/manage.py)", "stash -u")
     finally:
         box.ssh("git -C ~/QMS checkout -- backend/manage.py")
+
+
+def test_what_the_server_generates_never_blocks_a_pull(box):
+    """Tracked bytecode that the server's Python rewrites, and new bytecode beside it (the guide's QMS had
+    __pycache__/ in git): git-pull puts the one back and ignores the other, where it used to refuse for ever."""
+    cache = box.app / "backend/quality/__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "apps.cpython-311.pyc").write_bytes(b"committed bytecode")
+    subprocess.run(["git", "-C", str(box.app), "add", "-f", str(cache)], check=True)
+    box.publish("bytecode in git, as teams commit it")
+    assert box.fab("git-pull").returncode == 0
+    box.ssh("cd ~/QMS/backend/quality/__pycache__ && echo rewritten > apps.cpython-311.pyc && echo new > x.pyc")
+    (box.app / "backend/NOTE.txt").write_text("a later commit\n")
+    box.publish("a later commit")
+    result = box.fab("git-pull")
+    assert result.returncode == 0, result.stderr
+    assert "put back 1 tracked file(s) the server generated" in result.stdout
+    assert box.ssh("cat ~/QMS/backend/NOTE.txt").stdout == "a later commit\n"
+
+
+def test_a_database_in_git_is_refused_and_leaves_git_without_losing_data(box):
+    database = box.app / "backend/db.sqlite3"
+    database.write_bytes(b"the developer's own database")
+    subprocess.run(["git", "-C", str(box.app), "add", "-f", str(database)], check=True)
+    box.publish("a database committed by mistake")
+    live = box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0]
+    result = box.fab("git-pull")
+    assert_one_line_error(result, "backend/db.sqlite3 is in the repository", "git rm --cached backend/db.sqlite3")
+    assert "stash" not in result.stderr
+    assert box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0] == live
+
+    # a server whose clone already tracks it (set up by hand from such a commit): the commit that takes it out of
+    # git leaves the live file where it is
+    box.ssh("git -C ~/QMS fetch -q origin main && git -C ~/QMS reset -q FETCH_HEAD")
+    subprocess.run(["git", "-C", str(box.app), "rm", "-q", "--cached", str(database)], check=True)
+    database.unlink()
+    box.publish("the database leaves git")
+    result = box.fab("git-pull")
+    assert result.returncode == 0, result.stderr
+    assert "backend/db.sqlite3 leaves git; the server keeps the live file" in result.stdout
+    assert box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0] == live
+    assert box.ssh("git -C ~/QMS status --porcelain").stdout == ""
+    assert get(box, "/api/health/")[0] == 200
 
 
 def test_a_commit_that_cannot_start_fails_with_the_journal(box):

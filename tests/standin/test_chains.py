@@ -126,7 +126,6 @@ def test_a_plan_changes_nothing_and_shows_diffs_commits_migrations_and_files(sit
     set_frontend_title(site.app, "QMS v3")
     add_field(site.app, "area", "0003_defect_area", "0002_defect_owner")
     commit(site, "v3: area")
-    subprocess.run(["git", "-C", str(site.app), "push", "-q", "standin", "HEAD:main"], check=True)
     wider = site.tmp / "plan.yaml"
     wider.write_text(site.conf.read_text().replace("qms:\n", "qms:\n  nginx:\n    client_max_body_size: 20m\n"))
     before = site.snapshot()
@@ -138,6 +137,10 @@ def test_a_plan_changes_nothing_and_shows_diffs_commits_migrations_and_files(sit
                  "nginx-reload", "smoke"):
         assert f"== {step}\n" in result.stdout
     assert "lock: free" in result.stdout
+    assert re.search(r"note: \w{7} is not on standin/main: the deploy would refuse it", result.stdout)
+    pushing = fab("-f", wider, "deploy", "--plan", "--push", timeout=900)
+    assert pushing.returncode == 0 and re.search(r"would push \w{7} to standin/main", pushing.stdout)
+    subprocess.run(["git", "-C", str(site.app), "push", "-q", "standin", "HEAD:main"], check=True)
     assert "v3: area" in result.stdout                                         # the commits it would bring
     assert "new migrations: backend/quality/migrations/0003_defect_area.py" in result.stdout
     assert "would send index.html" in result.stdout                           # the upload's files

@@ -42,10 +42,15 @@ def fails_then_fixed(site, check: str, saw: str, fix: str, *fixes) -> None:
 def test_a_healthy_deploy_is_all_ok(site):
     result = site.fab("doctor")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "all 27 checks ok" in result.stdout
+    assert "all 38 checks ok" in result.stdout
     code, found = doctor(site)
     assert code == 0 and {c["result"] for c in found.values()} <= {"ok", "warn"}
     assert found["port 8000"]["result"] == "ok" and found["CORS preflight"]["result"] == "ok"
+    # the example app reads every setting from the .env, and a stranger gets nothing
+    for check in ("app DEBUG", "app SECRET_KEY", "app ALLOWED_HOSTS", "app CORS_ALLOWED_ORIGINS",
+                  "app CSRF_TRUSTED_ORIGINS", "app STATIC_ROOT", "app DATABASE", "foreign Host header",
+                  "foreign Origin", "404 page"):
+        assert found[check]["result"] == "ok", found[check]
 
 
 def test_a_750_home_directory(site):
@@ -76,6 +81,35 @@ def test_the_domain_missing_from_the_cors_origins(site):
     assert "a CORS preflight from https://qms.test is refused" in found["CORS preflight"]["saw"]
     fails_then_fixed(site, ".env CORS_ALLOWED_ORIGINS", "lacks https://qms.test", "fab env, then fab restart",
                      ("env",), ("restart",))
+
+
+def test_debug_on_in_the_running_app(site):
+    """What the field report's app shipped with: the .env says DEBUG=0, but DEBUG is on in what runs."""
+    site.ssh("sudo sed -i 's|^DEBUG=.*|DEBUG=\"1\"|' /home/ubuntu/QMS/.env && sudo systemctl restart qms-backend.service")
+    code, found = doctor(site)
+    assert found["404 page"]["result"] == "fail" and "debug page" in found["404 page"]["saw"]
+    fails_then_fixed(site, "app DEBUG", "True: error pages show code", 'DEBUG = os.environ.get("DEBUG") == "1"',
+                     ("env",), ("restart",))
+
+
+def test_cors_open_to_all_and_origins_in_the_code(site):
+    settings = "/home/ubuntu/QMS/backend/backend/settings.py"
+    site.ssh(f"printf '%s\\n' 'CORS_ALLOW_ALL_ORIGINS = True' "
+             f"\"CSRF_TRUSTED_ORIGINS = ['https://qms.test', 'https://www.qms.test', 'http://localhost:3000']\" "
+             f">> {settings} && sudo systemctl restart qms-backend.service")
+    try:
+        code, found = doctor(site)
+        assert code == 1
+        assert found["app CORS"]["result"] == "fail" and "remove CORS_ALLOW_ALL_ORIGINS" in found["app CORS"]["fix"]
+        assert found["foreign Origin"]["result"] == "fail"
+        csrf = found["app CSRF_TRUSTED_ORIGINS"]
+        assert csrf["result"] == "warn" and "set in the code" in csrf["saw"]
+        assert csrf["fix"].startswith("backend/settings.py:") and "os.environ.get(\"CSRF_TRUSTED_ORIGINS\"" in csrf["fix"]
+    finally:
+        site.ssh(f"git -C /home/ubuntu/QMS checkout -- backend/backend/settings.py "
+                 "&& sudo systemctl restart qms-backend.service")
+    code, found = doctor(site)
+    assert found["app CORS_ALLOWED_ORIGINS"]["result"] == "ok" and found["foreign Origin"]["result"] == "ok"
 
 
 def test_127_0_0_1_baked_into_the_bundle(site):

@@ -72,3 +72,31 @@ def test_env_changes_name_keys_only_and_survive_quoting():
     assert plan.env_changes(old, new) == [("B", "changed"), ("GONE", "removed"), ("NEW", "added")]
     assert plan.env_changes(None, 'A="1"\n') == [("A", "added")]
     assert plan.parse_env('K="a\\\\b \\"c\\" $X"\n') == {"K": 'a\\b "c" $X'}
+
+
+def test_a_python_project_at_the_repository_root_runs_the_app_from_its_venv():
+    s = settings(backend={**defaults()["backend"], "python_project": "."})
+    assert plan.project_dir(s) == "/home/ubuntu/QMS"
+    service = plan.render_units(s)["service"]
+    assert "ExecStart=/home/ubuntu/QMS/.venv/bin/uvicorn " in service
+    assert "WorkingDirectory=/home/ubuntu/QMS/backend" in service    # manage.py's folder, where the app imports from
+    assert plan.manage_command(s, "check").split()[-3] == "/home/ubuntu/QMS/.venv/bin/python"
+
+
+def test_the_python_project_fact_and_how_uv_installs_it():
+    found = plan.parse_python_project("file=pyproject.toml\nfile=uv.lock\npython=3.11.2\nrequires='>=3.12'\n")
+    assert found.files == {"pyproject.toml", "uv.lock"} and found.python == "3.11.2" and found.requires == ">=3.12"
+    assert plan.sync_command(found, "/opt/uv/bin/uv") == "/opt/uv/bin/uv sync --locked --no-dev"
+    unlocked = plan.parse_python_project("file=pyproject.toml\npython=3.12.3\n")
+    assert plan.sync_command(unlocked, "uv") == "uv sync --no-dev" and unlocked.requires == ""
+    requirements = plan.sync_command(plan.parse_python_project("file=requirements.txt\npython=3.12.3\n"), "uv")
+    assert "uv venv -q .venv" in requirements and "pip install --python .venv/bin/python -r requirements.txt" in requirements
+
+
+@pytest.mark.parametrize("version, spec, verdict", [
+    ("3.11.2", ">=3.12", False), ("3.12.3", ">=3.12", True), ("3.12.3", ">=3.10,<3.13", True),
+    ("3.13.1", ">=3.10, <3.13", False), ("3.12.3", "==3.12.*", True), ("3.11.9", "~=3.11", True),
+    ("3.12.0", "~=3.11.2", False), ("3.11.2", "^3.11", None),
+])
+def test_requires_python_is_compared_with_the_servers_python(version, spec, verdict):
+    assert plan.python_satisfies(version, spec) is verdict

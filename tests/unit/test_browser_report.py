@@ -51,3 +51,11 @@ def test_no_browser_is_one_line_with_how_to_install_one(monkeypatch, tmp_path):
     browser = tmp_path / "chrome"
     browser.write_text("")
     assert cdp.find_browser(str(browser)) == str(browser)
+
+
+def test_pages_that_never_call_the_api_are_not_called_fine():
+    from tasks.core.browser_report import api_calls, no_api_note
+    rows = [["/", "https://qms.test/", "200", ""], ["/", "https://qms.test/_next/static/a.js", "200", ""]]
+    assert api_calls(rows, "https://qms.test/api") == 0
+    assert "qms.browser.pages" in no_api_note("https://qms.test/api")
+    assert api_calls(rows + [["/", "https://qms.test/api/defects/", "200", ""]], "https://qms.test/api/") == 1

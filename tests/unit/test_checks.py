@@ -69,12 +69,19 @@ def test_env_mode_keys_and_origins_values_never_shown():
 
 def test_the_bundle_check_names_the_file_and_the_address():
     local = {"exists": True, "api_url": "https://qms.test/api", "has_api": False,
-             "bad": [["_next/static/chunks/pages/index-ab12.js", "http://127.0.0.1:8000/api"]]}
-    finding = checks.bundle_findings(local, "https://qms.test/api")[0]
+             "bad": [["_next/static/chunks/pages/index-ab12.js", "http://127.0.0.1:8000/api", 'n="http://127.0.0.1:8000/api"']]}
+    finding = checks.bundle_findings(local, "https://qms.test/api", [])[0]
     assert finding.result == FAIL and finding.saw == "_next/static/chunks/pages/index-ab12.js calls http://127.0.0.1:8000/api"
     good = {"exists": True, "api_url": "https://qms.test/api", "has_api": True, "bad": []}
-    assert checks.bundle_findings(good, "https://qms.test/api")[0].result == OK
-    assert checks.bundle_findings({"exists": False}, "x")[0].saw == "no frontend is served"
+    assert checks.bundle_findings(good, "https://qms.test/api", [])[0].result == OK
+    assert checks.bundle_findings({"exists": False}, "x", [])[0].saw == "no frontend is served"
+
+
+def test_a_hit_the_team_allowed_does_not_fail_doctor_either():
+    served = {"exists": True, "api_url": "https://qms.test/api", "has_api": True,
+              "bad": [["_next/static/chunks/1.js", "http://localhost:9000/metrics", 'probe("http://localhost:9000/metrics")']]}
+    assert checks.bundle_findings(served, "https://qms.test/api", ["localhost:9000/metrics"])[0].result == OK
+    assert checks.bundle_findings(served, "https://qms.test/api", ["other"])[0].result == FAIL
 
 
 def test_resources_warn_under_15_percent_and_without_swap():
@@ -98,3 +105,77 @@ def test_server_git_state():
     assert checks.git_finding("", "a" * 40, "b" * 40, "main").saw == "at aaaaaaa, main is at bbbbbbb"
     assert checks.git_finding("", "a" * 40, "a" * 40, "main").result == OK
     assert checks.worst([checks.Finding("x", OK, ""), checks.Finding("y", WARN, "")]) == WARN
+
+
+# -- what the app really runs --------------------------------------------------------------------------------------
+ENV = {"CORS_ALLOWED_ORIGINS": "https://qms.test", "CSRF_TRUSTED_ORIGINS": "https://qms.test",
+       "STATIC_ROOT": "/home/ubuntu/QMS/backend/staticfiles", "DATABASE_PATH": "/home/ubuntu/QMS/backend/db.sqlite3"}
+READS_ENV = {"DEBUG": False, "SECRET_KEY": "env", "ALLOWED_HOSTS": ["qms.test", "127.0.0.1", "localhost"],
+             "CORS_ALLOW_ALL_ORIGINS": False, "CORS_ALLOWED_ORIGINS": ["https://qms.test"],
+             "CSRF_TRUSTED_ORIGINS": ["https://qms.test"], "STATIC_ROOT": "/home/ubuntu/QMS/backend/staticfiles",
+             "DATABASE": "/home/ubuntu/QMS/backend/db.sqlite3", "lines": {}}
+
+
+def by_check(findings):
+    return {f.check: f for f in findings}
+
+
+def test_an_app_that_reads_the_environment_is_all_ok():
+    found = checks.django_findings(READS_ENV, ENV, ["qms.test"])
+    assert {f.result for f in found} == {"ok"}, found
+
+
+def test_the_insecure_app_of_the_field_report_fails_with_its_lines_and_the_fix():
+    """DEBUG on, the committed django-insecure- key, CORS open to all, origins listed in settings.py."""
+    app = {**READS_ENV, "DEBUG": True, "SECRET_KEY": "insecure", "CORS_ALLOW_ALL_ORIGINS": True,
+           "CSRF_TRUSTED_ORIGINS": ["http://localhost:3000", "https://qms.test"],
+           "lines": {"DEBUG": "backend/settings.py:26: DEBUG = True",
+                     "CSRF_TRUSTED_ORIGINS": "backend/settings.py:40: CSRF_TRUSTED_ORIGINS = ['http://localhost:3000',"}}
+    found = by_check(checks.django_findings(app, ENV, ["qms.test"]))
+    assert found["app DEBUG"].result == "fail"
+    assert found["app DEBUG"].fix == 'backend/settings.py:26: DEBUG = True -> DEBUG = os.environ.get("DEBUG") == "1"'
+    assert found["app SECRET_KEY"].result == "fail" and "django-insecure-" in found["app SECRET_KEY"].saw
+    assert found["app CORS"].result == "fail" and "app CORS_ALLOWED_ORIGINS" not in found
+    csrf = found["app CSRF_TRUSTED_ORIGINS"]
+    assert csrf.result == "warn" and "set in the code" in csrf.saw and csrf.fix.startswith("backend/settings.py:40:")
+
+
+def test_a_database_or_static_root_the_tool_does_not_know_fails():
+    app = {**READS_ENV, "DATABASE": "/home/ubuntu/QMS/backend/data.db", "ALLOWED_HOSTS": ["*"]}
+    found = by_check(checks.django_findings(app, ENV, ["qms.test"]))
+    assert found["app DATABASE"].result == "fail" and "backups copy /home/ubuntu/QMS/backend/db.sqlite3" in \
+        found["app DATABASE"].fix
+    assert found["app ALLOWED_HOSTS"].result == "fail" and "any Host header" in found["app ALLOWED_HOSTS"].saw
+
+
+def test_the_settings_script_output_is_found_among_other_lines():
+    assert checks.parse_django_settings("warning: x\nQMS-SETTINGS {\"DEBUG\": false}\n") == {"DEBUG": False}
+    assert checks.parse_django_settings("Traceback ...\n") is None
+
+
+def test_what_a_stranger_gets():
+    good = by_check(checks.outside_findings({"host": "400", "origin": "0", "debug404": "0"}))
+    assert {f.result for f in good.values()} == {"ok"}
+    bad = by_check(checks.outside_findings({"host": "200", "origin": "1", "debug404": "1"}))
+    assert {f.result for f in bad.values()} == {"fail"}
+    assert "Host: evil.example gets 200" in bad["foreign Host header"].saw
+
+
+def test_check_deploy_leaves_out_what_nginx_does():
+    output = ("System check identified some issues:\n\nWARNINGS:\n?: (security.W004) You have not set a value for "
+              "SECURE_HSTS_SECONDS.\n?: (security.W008) ...\n?: (security.W012) SESSION_COOKIE_SECURE ...\n")
+    finding = checks.check_deploy_finding(output, failed=False)
+    assert finding.result == "warn" and finding.saw == "security.W012"
+    assert checks.check_deploy_finding("System check identified no issues (0 silenced).\n", False).result == "ok"
+
+
+def test_memory_is_the_cgroups_limit_where_there_is_one():
+    """The stand-in (and a container VPS) sees the host's MemTotal; its 1 GB limit is what the app may use."""
+    output = ("/dev/x 264212084 28428972 77961940 27% /\nMemTotal: 24683584 kB\nMemAvailable: 22852528 kB\n"
+              "SwapTotal: 0 kB\nSwapFree: 0 kB\nCgroupLimit: 1073741824\nCgroupUsage: 902084352\n"
+              "CgroupInactive: 16617216\n")
+    memory = next(f for f in checks.resource_findings(output) if f.check == "memory available")
+    assert memory.saw == "179 MB of 1024 MB (18%) (the cgroup's limit)"
+    unlimited = output.replace("CgroupLimit: 1073741824", "CgroupLimit: max")
+    assert next(f for f in checks.resource_findings(unlimited) if f.check == "memory available").saw.endswith(
+        "MB of 24105 MB (93%)")

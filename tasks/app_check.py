@@ -1,0 +1,86 @@
+"""Before the first `setup`: every way an app does not fit this tool, each with the exact change (issue 18).
+
+Local (`inv app-check` or `fab app-check`, Windows too): it reads the app's files and asks git what it tracks; no
+server, no network. The checks are tasks/core/app_check.py; this adds git's answers and prints them as doctor does.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from invoke import Collection, task
+
+from .core import app_check as checks
+from .core.checks import FAIL, OK, WARN, Finding
+from .core.console import print_findings
+from .core.errors import UserError
+from .core.runtime import settings_of
+
+
+def git(app: Path, *args: str, given: str = "") -> subprocess.CompletedProcess:
+    # git writes paths in UTF-8 whatever the locale (Windows' default code page would garble them)
+    return subprocess.run(["git", "-C", str(app), *args], input=given, capture_output=True, encoding="utf-8",
+                          errors="replace")
+
+
+def git_findings(app: Path, layout: checks.Layout) -> list[Finding]:
+    check = "git: generated files"
+    try:
+        inside = git(app, "rev-parse", "--is-inside-work-tree")
+    except OSError:
+        return [Finding(check, WARN, "git is not installed: tracked files not checked", "install git (the server "
+                                                                                        "clones qms.repo with it)")]
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return [Finding(check, WARN, f"{app} is not in a git repository: tracked files not checked",
+                        "commit the app to git: the server clones it from qms.repo")]
+    kinds = checks.generated(layout)
+    tracked = [path for path in git(app, "ls-files", "-z").stdout.split("\0") if path]
+    ignored = git(app, "check-ignore", "--stdin", "-z", "--no-index",
+                  given="\0".join(kind.sample for kind in kinds)).stdout.split("\0")
+    return checks.tracked_findings(tracked, set(ignored), kinds)
+
+
+def check_app(s, directory=None) -> tuple[Path, list[Finding]]:
+    """The app's folder (`directory`, else qms.app_dir) and every finding about it."""
+    app = (Path(directory) if directory else s.local_path(s.app_dir)).resolve()
+    if not app.is_dir():
+        raise UserError(f"{app} is not a folder: pass --dir or set qms.app_dir to your app's checkout")
+    layout = checks.Layout.of(s)
+    return app, checks.app_findings(app, layout) + git_findings(app, layout)
+
+
+@task(help={"dir": "the app's checkout to check (default: qms.app_dir; qms.frontend.dir and qms.backend.dir are "
+                   "inside it)",
+            "json": "print the findings as JSON (for scripts) instead of a table"})
+def app_check(c, dir_=None, json_=False):
+    """Check an app fits this tool, before its first setup.
+
+    Local and read-only: the Next.js export (output: 'export', no server-only features, no localhost API URLs), the
+    Django project (manage.py, settings that read the server's .env, uv and uvicorn, the API prefix, health and admin
+    URLs), and generated files tracked by git. Each problem with file:line and the change; exit 1 on a fail.
+    """
+    app, findings = check_app(settings_of(c), dir_)
+    print_findings(f"{app}: app-check", findings, json_, {"app": str(app)})
+    refuse_misfit(app, findings)
+    if not json_:
+        warned = sum(f.result == WARN for f in findings)
+        print(f"app-check: {app} fits: {len(findings)} checks" + (f", {warned} warning(s)" if warned else ""))
+
+
+def refuse_misfit(app: Path, findings: list[Finding]) -> None:
+    failed = sum(f.result == FAIL for f in findings)
+    if failed:
+        raise UserError(f"{app}: {failed} problem(s) keep this app from fitting qms-deploy: the table above lists "
+                        "the fixes")
+
+
+def app_check_step(s) -> None:
+    """setup's first step, before the server is touched: the findings that are not ok, and a refusal on a fail."""
+    app, findings = check_app(s)
+    shown = [f for f in findings if f.result != OK]
+    if shown:
+        print_findings(f"{app}: app-check", shown, False, {})
+    refuse_misfit(app, findings)
+
+
+ns = Collection(app_check)
