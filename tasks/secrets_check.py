@@ -13,7 +13,9 @@ from .core.settings import PROJECT_ROOT
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    """git in `repo`, its output read as UTF-8 whatever the locale (git writes paths and messages in UTF-8; a
+    Windows code page would garble them)."""
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, encoding="utf-8", errors="replace")
 
 
 def repo_of(s, repo) -> Path:

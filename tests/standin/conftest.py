@@ -96,13 +96,14 @@ def standin(tmp_path_factory):
 
 
 
-def with_example_app(s: Standin, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
-    """Give stand-in `s` the team's side: a git working copy of the example app (`s.app`; node_modules linked from
-    the repo's copy, so real builds need no `npm ci`) pushed to the remote it pulls from, a secrets file and
-    settings pointing at both. `s.publish(message)` commits every change and pushes it."""
+def with_example_app(s: Standin, tmp: Path, settings: str = "", secrets: str = "",
+                     source: Path = REPO / "tests/example_app") -> Standin:
+    """Give stand-in `s` the team's side: a git working copy of an example app (`s.app`, from `source`;
+    node_modules linked from the repo's copy, so real builds need no `npm ci`) pushed to the remote it pulls from,
+    a secrets file and settings pointing at both. `s.publish(message)` commits every change and pushes it."""
     s.app = tmp / "app"
-    shutil.copytree(REPO / "tests/example_app", s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
-    modules = REPO / "tests/example_app/frontend/node_modules"
+    shutil.copytree(source, s.app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
+    modules = source / "frontend/node_modules"
     if modules.is_dir():
         (s.app / "frontend" / "node_modules").symlink_to(modules)
     s.secrets = tmp / "standin.env"
@@ -110,7 +111,7 @@ def with_example_app(s: Standin, tmp: Path, settings: str = "", secrets: str = "
     s.secrets.chmod(0o600)
     s.conf.write_text(standin_settings(s.name, app_dir=s.app, extra=f"  secrets_file: {s.secrets}\n{settings}"))
     s.publish = lambda message: standin_cmd("publish", s.app, "--name", s.name, "--message", message)
-    s.publish("example app v1")
+    s.publish(f"{source.name} v1")
     return s
 
 

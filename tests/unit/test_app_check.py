@@ -450,7 +450,7 @@ def test_each_problem_is_named_in_the_table_and_counted_in_one_error_line(app):
     git(app, "add", "-f", ".")
 
     result = run_tool("inv", "app-check", "--dir", app)
-    line = assert_one_line_error(result, str(app), "9 problem(s)", "the table above lists the fixes")
+    line = assert_one_line_error(result, str(app), "10 problem(s)", "the table above lists the fixes")
     assert line.startswith("error: ")
     for text in ("frontend: output: 'export'", "frontend/next.config.mjs: no output: 'export'",
                  "frontend: local API URL", "frontend/lib/api.js:3: http://localhost:8000/api",
@@ -460,11 +460,12 @@ def test_each_problem_is_named_in_the_table_and_counted_in_one_error_line(app):
                  "urls: health", "nothing answers /api/health/",
                  "backend: uvicorn", "uv add uvicorn",
                  "git: SQLite database", "git rm -r --cached -- backend/db.sqlite3",
-                 "git: __pycache__, *.pyc", "backend/quality/__pycache__"):
+                 "git: __pycache__, *.pyc", "backend/quality/__pycache__",
+                 "git: secret files", "git holds backend/db.sqlite3 (matches *.sqlite3)"):
         assert text in result.stdout, text
     failed = [row for row in results(run_tool("inv", "app-check", "--dir", app, "--json")).values()
               if row["result"] == FAIL]
-    assert len(failed) == 9, failed
+    assert len(failed) == 10, failed
 
 
 def test_a_missing_frontend_is_a_warning_and_a_missing_folder_one_line(app, tmp_path):

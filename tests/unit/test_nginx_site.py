@@ -84,7 +84,7 @@ def test_static_export_django_static_and_acme_paths():
     assert args_of(site.block, "root") == [("/srv/qms/frontend/out",)]
     assert args_of(site.block, "error_page") == [("404", "/404.html")]
     where = locations(site)
-    assert args_of(where["/"].block, "try_files") == [("$uri", "$uri.html", "$uri/", "@trailing_slash")]
+    assert args_of(where["/"].block, "try_files") == [("$uri", "$uri.html", "$uri/index.html", "@trailing_slash")]
     assert args_of(where["@trailing_slash"].block, "rewrite") == [("^(.+)/$", "$1.html", "last")]
     assert args_of(where["^~ /static/"].block, "alias") == [("/srv/qms/backend/staticfiles/",)]
     assert args_of(where["^~ /.well-known/acme-challenge/"].block, "root") == [("/var/www/letsencrypt",)]
