@@ -54,7 +54,8 @@ class Layout:
                    python_project=b.python_project and join(b.python_project), static_dir=b.static_dir,
                    database=b.database, api_prefix=b.api_prefix, admin_prefix=b.admin_prefix,
                    health_path=s.smoke.health_path, asgi_app=b.asgi_app, build_env=dict(s.frontend.build_env),
-                   backend_env=dict(b.env), domains=tuple(s.domains))
+                   backend_env={**dict(b.env), **dict.fromkeys(b.secret_env, '')},
+                   domains=tuple(s.domains))
 
 
 def join(*parts: str) -> str:

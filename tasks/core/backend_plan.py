@@ -128,14 +128,17 @@ def origins(s: Settings) -> list[str]:
     return [f"https://{d}" for d in s.domains]
 
 
+def secret(s: Settings, name: str, why: str) -> str:
+    value = s.secrets.get(name)
+    if not value:
+        raise UserError(f"{name} is missing from {s.secrets_path}: {why}")
+    return value
+
+
 def render_env(s: Settings) -> str:
     """The server's .env (systemd EnvironmentFile syntax: double quotes, backslash escapes, no $ expansion)."""
-    secret_key = s.secrets.get("SECRET_KEY")
-    if not secret_key:
-        raise UserError(f"SECRET_KEY is missing from {s.secrets_path}: add a long random value "
-                        "(see conf/secrets.env.example)")
     values = {
-        "SECRET_KEY": secret_key,
+        "SECRET_KEY": secret(s, "SECRET_KEY", "add a long random value (see conf/secrets.env.example)"),
         "DEBUG": "0",
         # 127.0.0.1 and localhost: the health checks this tool runs on the server itself
         "ALLOWED_HOSTS": ",".join([*s.domains, "127.0.0.1", "localhost"]),
@@ -144,6 +147,7 @@ def render_env(s: Settings) -> str:
         "DATABASE_PATH": database_path(s),
         "STATIC_ROOT": posixpath.join(backend_dir(s), s.backend.static_dir),
         **s.backend.env,
+        **{name: secret(s, name, "qms.backend.secret_env lists it") for name in s.backend.secret_env},
     }
     lines = ["# Written by qms-deploy from the settings and the secrets file: edits here are overwritten."]
     for key, value in values.items():

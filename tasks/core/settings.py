@@ -117,6 +117,10 @@ SCHEMA: dict = {
         "graceful_seconds": Field(20, integer(1, 600), "how long a stopping worker may finish its requests"),
         "uv": Field(None, optional(absolute_path), "absolute path of uv on the server (default: found, or installed)"),
         "env": Field({}, string_map, "more variables for the server's .env (not secrets: those go in the secrets file)"),
+        "secret_env": Field([], _expect(lambda v: isinstance(v, list) and all(
+            isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in v), "a list of variable names"),
+                            "more secrets-file values the server's .env gets, by name, such as [EMAIL_HOST_PASSWORD] "
+                            "(never shown)"),
     },
     "nginx": {
         "site": Field("qms", unit_name, "name of the nginx site file"),

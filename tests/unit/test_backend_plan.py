@@ -52,6 +52,15 @@ def test_env_without_a_secret_key_names_the_file():
         plan.render_env(s)
 
 
+def test_more_secrets_reach_the_env_by_name_and_a_missing_one_is_named():
+    s = settings(backend={**defaults()["backend"], "secret_env": ["EMAIL_HOST_PASSWORD"]})
+    s.secrets = {"SECRET_KEY": "k" * 40, "EMAIL_HOST_PASSWORD": "p@ss word"}
+    assert 'EMAIL_HOST_PASSWORD="p@ss word"' in plan.render_env(s)
+    s.secrets = {"SECRET_KEY": "k" * 40}
+    with pytest.raises(UserError, match="EMAIL_HOST_PASSWORD is missing from .*: qms.backend.secret_env lists it"):
+        plan.render_env(s)
+
+
 def test_manage_runs_in_the_services_environment_with_quoted_words():
     command = plan.manage_command(settings(), "createsuperuser --username 'a b'; rm -rf /")
     assert command.startswith("systemd-run --quiet --pipe --wait --collect --uid=ubuntu --gid=ubuntu")
