@@ -236,3 +236,37 @@ def test_env_diff_names_keys_never_values_and_a_change_restarts(box, tmp_path):
         assert restarted.returncode == 0 and "/home/ubuntu/QMS/.env changed since it started" in restarted.stdout
     finally:
         assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0
+
+
+def test_layouts_as_they_come_requires_python_uvicorn_and_a_requirements_txt_at_the_root(box, tmp_path):
+    """deps names the server's Python against requires-python before it installs anything, names a missing uvicorn,
+    and installs a requirements.txt at the repository root (qms.backend.python_project: .) that the unit runs."""
+    pyproject = box.app / "backend/pyproject.toml"
+    original = pyproject.read_text()
+    root = tmp_path / "root.yaml"
+    root.write_text(box.conf.read_text().replace("qms:\n", "qms:\n  backend:\n    python_project: .\n"))
+    try:
+        pyproject.write_text(original.replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"'))
+        box.publish("needs Python 3.12")
+        assert box.fab("git-pull").returncode == 0
+        assert_one_line_error(box.fab("deps"), "the project needs Python >=3.12", "the server's python3 is 3.11.")
+        pyproject.write_text(original)
+        (box.app / "requirements.txt").write_text("django>=5.2,<6\ndjango-cors-headers>=4\n")
+        box.publish("requirements.txt at the root, without uvicorn")
+        assert box.fab("git-pull").returncode == 0
+        assert_one_line_error(fab("-f", root, "deps"), "/home/ubuntu/QMS/.venv/bin/uvicorn is missing",
+                              "add uvicorn to your dependencies")
+        (box.app / "requirements.txt").write_text("django>=5.2,<6\ndjango-cors-headers>=4\nuvicorn>=0.30\n")
+        box.publish("uvicorn")
+        for step in ("git-pull", "deps", "service", "restart"):
+            result = fab("-f", root, step)
+            assert result.returncode == 0, f"{step}: {result.stdout[-2000:]}{result.stderr}"
+        assert "ExecStart=/home/ubuntu/QMS/.venv/bin/uvicorn " in box.ssh(
+            "cat /etc/systemd/system/qms-backend.service").stdout
+        assert get(box, "/api/health/")[0] == 200
+    finally:
+        (box.app / "requirements.txt").unlink(missing_ok=True)
+        pyproject.write_text(original)
+        box.publish("back to backend/pyproject.toml")
+        for step in ("git-pull", "deps", "service", "restart"):
+            assert box.fab(step).returncode == 0, step
