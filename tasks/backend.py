@@ -92,6 +92,10 @@ def deps(c):
     project = plan.parse_python_project(host.probe(plan.python_project_command(directory)).stdout)
     if not project.files:
         raise UserError(f"[{host.name}] no pyproject.toml or requirements.txt in {where}")
+    if not project.declared and "requirements.txt" not in project.files:
+        raise UserError(f"[{host.name}] {directory}/pyproject.toml has no [project] table (Poetry's own format?), so "
+                        "uv has nothing to install: move the dependencies into [project] (uv init --bare, uv add "
+                        "...; Poetry 2 writes [project] too), commit, and deploy again")
     if project.requires and plan.python_satisfies(project.python, project.requires) is False:
         raise UserError(f"[{host.name}] the project needs Python {project.requires} (requires-python in "
                         f"{directory}/pyproject.toml) and the server's python3 is {project.python}: install a Python "

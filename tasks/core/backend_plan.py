@@ -30,6 +30,7 @@ class PythonProject:
     files: frozenset      # which of uv.lock, pyproject.toml, requirements.txt are there
     python: str           # the server's python3, such as 3.12.3
     requires: str         # pyproject's requires-python, or ""
+    declared: bool = True  # pyproject has a [project] table: a Poetry-only one gives uv nothing to install
 
 
 def python_project_command(directory: str) -> str:
@@ -37,14 +38,15 @@ def python_project_command(directory: str) -> str:
     return (f"for f in uv.lock pyproject.toml requirements.txt; do [ -f {d}/$f ] && echo file=$f; done; "
             "echo python=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])'); "
             f"[ -f {d}/pyproject.toml ] && sed -n 's/^requires-python *= *//p' {d}/pyproject.toml | head -1 "
-            "| sed 's/^/requires=/'; true")
+            f"| sed 's/^/requires=/'; [ -f {d}/pyproject.toml ] && ! grep -q '^\\[project\\]' {d}/pyproject.toml "
+            "&& echo undeclared=yes; true")
 
 
 def parse_python_project(output: str) -> PythonProject:
     found = [line.split("=", 1) for line in output.splitlines() if "=" in line]
     values = {k: v for k, v in found if k != "file"}
     return PythonProject(frozenset(v for k, v in found if k == "file"), values.get("python", ""),
-                         values.get("requires", "").strip().strip("\"'"))
+                         values.get("requires", "").strip().strip("\"'"), values.get("undeclared") != "yes")
 
 
 def _release(text: str) -> tuple:

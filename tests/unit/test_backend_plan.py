@@ -98,6 +98,8 @@ def test_the_python_project_fact_and_how_uv_installs_it():
     assert plan.sync_command(found, "/opt/uv/bin/uv") == "/opt/uv/bin/uv sync --locked --no-dev"
     unlocked = plan.parse_python_project("file=pyproject.toml\npython=3.12.3\n")
     assert plan.sync_command(unlocked, "uv") == "uv sync --no-dev" and unlocked.requires == ""
+    assert not plan.parse_python_project("file=pyproject.toml\npython=3.12.3\nundeclared=yes\n").declared
+    assert found.declared
     requirements = plan.sync_command(plan.parse_python_project("file=requirements.txt\npython=3.12.3\n"), "uv")
     assert "uv venv -q .venv" in requirements and "pip install --python .venv/bin/python -r requirements.txt" in requirements
 
