@@ -46,6 +46,7 @@ class Layout:
     build_env: dict = field(default_factory=dict)
     backend_env: dict = field(default_factory=dict)
     domains: tuple = ()
+    api_url: Optional[str] = None   # qms.frontend.api_url; None: https://<first domain> + the API prefix
 
     @classmethod
     def of(cls, s) -> "Layout":
@@ -55,7 +56,7 @@ class Layout:
                    database=b.database, api_prefix=b.api_prefix, admin_prefix=b.admin_prefix,
                    health_path=s.smoke.health_path, asgi_app=b.asgi_app, build_env=dict(s.frontend.build_env),
                    backend_env={**dict(b.env), **dict.fromkeys(b.secret_env, '')},
-                   domains=tuple(s.domains))
+                   domains=tuple(s.domains), api_url=s.frontend.api_url)
 
 
 def join(*parts: str) -> str:
@@ -119,7 +120,8 @@ def frontend_findings(app: Path, layout: Layout) -> list[Finding]:
                              {p.name for p in root.glob("*lock*") if p.is_file()})
             + next_config_findings(config, config_text, layout)
             + server_feature_findings(sources, layout.frontend, config_text)
-            + local_url_findings(sources) + public_env_findings(sources, layout.build_env))
+            + local_url_findings(sources) + public_env_findings(sources, layout.build_env)
+            + doubled_prefix_findings(sources, layout))
 
 
 def mapping(value) -> dict:
@@ -245,6 +247,24 @@ def public_env_findings(sources: dict, build_env: dict) -> list[Finding]:
     return [Finding(check, OK, f"reads NEXT_PUBLIC_API_URL ({seen['NEXT_PUBLIC_API_URL']})"
                                + (f"; {', '.join(sorted(set(seen) - {'NEXT_PUBLIC_API_URL'}))} from qms.frontend."
                                   "build_env" if len(seen) > 1 else ""))]
+
+
+def doubled_prefix_findings(sources: dict, layout: Layout) -> list[Finding]:
+    """Code that adds the API prefix to NEXT_PUBLIC_API_URL itself wants the bare origin there: with the default
+    (https://<domain>/api) every call would go to /api/api/."""
+    prefix = layout.api_prefix.rstrip("/")
+    if layout.api_url and not layout.api_url.rstrip("/").endswith(prefix):
+        return []   # the settings already give the origin
+    appended = re.compile(r"NEXT_PUBLIC_API_URL[^;\n]{0,12}?" + re.escape(prefix) + r"/")
+    hits = [f"{label}:{line_of(text, m.start())}" for label, text in sorted(sources.items())
+            for m in appended.finditer(text)]
+    if not hits:
+        return []
+    origin = f"https://{layout.domains[0]}" if layout.domains else "https://<your domain>"
+    return [Finding("frontend: API prefix added twice", FAIL,
+                    f"{', '.join(hits[:3])}: the code adds {prefix}/ to NEXT_PUBLIC_API_URL, which is "
+                    f"{layout.api_url or 'https://<domain>' + prefix} by default: calls would go to {prefix}{prefix}/",
+                    f"set qms.frontend.api_url: {origin} (the origin; your code adds {prefix}/)")]
 
 
 # -- the Python project ----------------------------------------------------------------------------------------

@@ -474,3 +474,15 @@ def test_a_missing_frontend_is_a_warning_and_a_missing_folder_one_line(app, tmp_
     assert found["frontend"]["result"] == WARN and "qms.frontend.dir" in found["frontend"]["fix"]
     assert_one_line_error(run_tool("inv", "app-check", "--dir", tmp_path / "nowhere"), "is not a folder",
                           "qms.app_dir")
+
+
+def test_code_that_adds_the_api_prefix_itself_is_told_to_set_the_origin():
+    layout = ac.Layout(frontend="frontend", out="out", backend="backend", python_project=None, static_dir="staticfiles",
+                    database="db.sqlite3", api_prefix="/api/", admin_prefix="/django-admin/", health_path="health/",
+                    asgi_app="backend.asgi:application", domains=("qms.example.com",))
+    source = {"frontend/lib/api.ts": "const get = (p) => fetch(`${process.env.NEXT_PUBLIC_API_URL}/api/${p}`)\n"}
+    [finding] = ac.doubled_prefix_findings(source, layout)
+    assert finding.result == FAIL and finding.saw.startswith("frontend/lib/api.ts:1: ")
+    assert finding.fix.startswith("set qms.frontend.api_url: https://qms.example.com ")
+    assert ac.doubled_prefix_findings(source, replace(layout, api_url="https://qms.example.com")) == []
+    assert ac.doubled_prefix_findings({"a.ts": "axios.create({ baseURL: process.env.NEXT_PUBLIC_API_URL })"}, layout) == []
