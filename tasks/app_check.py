@@ -68,8 +68,8 @@ def app_check(c, dir_=None, json_=False):
 def refuse_misfit(app: Path, findings: list[Finding]) -> None:
     failed = sum(f.result == FAIL for f in findings)
     if failed:
-        raise UserError(f"{app}: {failed} problem(s) keep this app from fitting qms-deploy: the table above lists "
-                        "the fixes")
+        raise UserError(f"{app}: {failed} problem(s) keep this app from fitting qms-deploy: each finding's fix "
+                        "says what to change")
 
 
 def app_check_step(s) -> None:

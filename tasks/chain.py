@@ -74,6 +74,10 @@ class Run:
         print_table(table)
         total = sum(st.seconds for st in self.outcome.steps)
         changed = self.changed()
+        if self.host.dry:   # a plan may build here (the build is local), never change the server
+            self.host.say(f"{self.outcome.action} {result} in {total:.1f} s: the server was not changed"
+                          + ("; the export was built here" if "build" in changed else ""))
+            return
         self.host.say(f"{self.outcome.action} {result} in {total:.1f} s: "
                       + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
 
@@ -174,7 +178,12 @@ def migrate_step(c, host, s, run: Run) -> Optional[str]:
 
 def restart_if_needed(c, host, s, run: Run) -> Optional[str]:
     """Restart (or reload) only when the backend changed or is not running."""
+    if host.dry:   # a plan's steps change nothing, so nothing here says whether the backend would change
+        host.say("would reload or restart the backend if its commit, dependencies, .env or units change")
+        return None
     backend_steps = run.changed("env", "git-pull", "deps", "migrate", "collectstatic", "service")
+    if backend_steps == ["git-pull"] and not git.backend_changed(host, s):
+        backend_steps = []   # the new commits touched only the frontend
     if not backend_steps and not service.needs_restart(host, s):
         host.say("backend unchanged and running: no restart")
         return None
@@ -232,4 +241,4 @@ def run_chain(run: Run, steps, switch_at: str, before: dict) -> None:
         run.finish("rolled back")
         raise UserError(f"{failure.reason}; " + (f"put back {restored}" if restored else "nothing had changed")
                         + ": the site serves what it served before") from None
-    run.finish("ok")
+    run.finish("planned" if host.dry else "ok")

@@ -102,4 +102,20 @@ def git_pull(c, ref=None, commit=None):
     return f"commit {previous[:7] or 'none'} -> {new[:7]}"
 
 
+def backend_changed(host, s) -> bool:
+    """Whether the last pull changed what the backend runs: manage.py's folder or the Python project's files (a
+    commit that only touched the frontend needs no restart). True when the pull is not on record."""
+    try:
+        record = json.loads(host.read(posixpath.join(s.app_root, ".deploy", "git.json")) or b"{}")
+    except ValueError:
+        return True
+    if not record.get("previous") or not record.get("new"):
+        return True
+    project = s.backend.python_project or s.backend.dir
+    paths = [s.backend.dir] + [posixpath.normpath(posixpath.join(project, name))
+                               for name in ("pyproject.toml", "uv.lock", "requirements.txt")]
+    return not host.probe(git(s, f"diff --quiet {record['previous']} {record['new']} -- "
+                                 + " ".join(map(shlex.quote, paths)))).ok
+
+
 ns = Collection(git_pull)

@@ -46,8 +46,8 @@ def smoke_check(host, s, strict: bool) -> None:
             line = f"{result.path}: {result.problem}: {result.describe_chain()} (from {page.setting})"
             (failures if strict or "redirect" in result.problem else notes).append(line)
     (failures if strict else notes).extend(refused)
-    for line in notes:
-        host.say(f"note: {line}")
+    for line in notes:   # right after a reload: the app may not be in place yet, the chain's smoke step decides
+        host.say(f"note (not judged until the app is in place): {line}")
     if failures:
         for line in failures:
             host.say(f"smoke: {line}")

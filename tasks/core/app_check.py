@@ -239,6 +239,9 @@ def public_env_findings(sources: dict, build_env: dict) -> list[Finding]:
     unset = {name: where for name, where in seen.items() if name != "NEXT_PUBLIC_API_URL" and name not in build_env}
     listing = ", ".join(f"{name} ({where})" for name, where in unset.items())
     set_them = "set qms.frontend.build_env: {" + ", ".join(f"{name}: ..." for name in unset) + "}"
+    if "NEXT_PUBLIC_API_URL" not in seen and seen and not unset:   # the app's own name, given by the settings
+        return [Finding(check, OK, "reads " + ", ".join(f"{name} ({where})" for name, where in seen.items())
+                        + ", from qms.frontend.build_env")]
     if "NEXT_PUBLIC_API_URL" not in seen:
         return [Finding(check, WARN, f"reads {listing or 'no NEXT_PUBLIC_* variable'}, not NEXT_PUBLIC_API_URL",
                         API_URL_FIX + (f"; or {set_them}" if unset else ""))]
@@ -360,7 +363,8 @@ def project_rows(folder: str, pyproject: Optional[str], required: list, locked: 
     project = toml_table(pyproject, "project")
     if project is None:
         return [Finding(check, FAIL, f"{label} has no [project] table (uv reads the dependencies from it)",
-                        f"move the dependencies into [project] (in {folder}/: uv init --bare, then uv add ...)")]
+                        f"add to {label} a [project] table: name, requires-python and dependencies (those of "
+                        "[tool.poetry.dependencies], with uvicorn), then `uv lock` and commit uv.lock")]
     rows = [Finding(check, OK, f"{label} + uv.lock (deps: uv sync --locked --no-dev)") if locked else
             Finding(check, WARN, f"{label} without uv.lock: each deploy resolves the versions anew",
                     f"uv lock in {folder}/, then commit uv.lock (deps then installs exactly it)")]
@@ -428,8 +432,11 @@ def backend_findings(app: Path, layout: Layout) -> list[Finding]:
     asgi_read = read(layout.asgi_app.partition(":")[0])
     asgi_module = SETTINGS_DEFAULT.search(asgi_read[1]) if asgi_read else None
     if asgi_module and asgi_module[1] != module and "DJANGO_SETTINGS_MODULE" not in layout.backend_env:
-        rows.append(Finding("backend: settings module", WARN, f"{asgi_read[0]} defaults to settings "
-                                                              f"{asgi_module[1]}, {manage_label} to {module}",
+        # one that does not exist is a service that can never start; two that exist may be meant
+        missing = read(asgi_module[1]) is None
+        rows.append(Finding("backend: settings module", FAIL if missing else WARN,
+                            f"{asgi_read[0]} defaults to settings {asgi_module[1]}"
+                            + (" (no such module)" if missing else "") + f", {manage_label} to {module}",
                             "make them the same (the service uses asgi.py's, migrate manage.py's), or set "
                             "qms.backend.env: {DJANGO_SETTINGS_MODULE: ...}"))
     rows += project + [asgi]
@@ -822,8 +829,14 @@ def route_findings(routes: list, root: str, layout: Layout) -> list[Finding]:
                                                   f"read; smoke asks for /{health} (qms.smoke.health_path)",
                             f"make sure GET /{health} answers 200 without a login"))
     else:
+        # an endpoint named like one, under the API prefix: most apps that have a health check call it so
+        likely = next((r for r in views if r.path.startswith(api) and re.search(r"health|ping|alive|ready|status",
+                                                                                   r.path[len(api):])), None)
         rows.append(Finding("urls: health", FAIL, f"nothing answers /{health}: smoke and restart wait for it "
-                                                  "(qms.backend.api_prefix + qms.smoke.health_path)",
+                                                  "(qms.backend.api_prefix + qms.smoke.health_path)"
+                            + (f"; {likely.where} answers /{likely.path}" if likely else ""),
+                            f"set qms.smoke.health_path: {likely.path[len(api):]} (if it answers 200 without a "
+                            "login)" if likely else
                             f"set qms.smoke.health_path to a path under the API prefix that answers 200 without a "
                             f"login, or add a view:\n{HEALTH_VIEW}\nand in {root}: path(\"{health}\", health)"))
     admins = [r for r in routes if r.kind == "admin"]

@@ -62,4 +62,5 @@ def api_calls(rows: list, api_url: str) -> int:
 
 def no_api_note(api_url: str) -> str:
     return (f"no page called the API ({api_url}), so nothing shows the frontend reaches it: add a page that calls it "
-            "to qms.browser.pages")
+            "without a login to qms.browser.pages (an app that calls it only after a login cannot be checked this "
+            "way: fab smoke checks the API itself)")

@@ -268,9 +268,21 @@ def check_deploy_finding(output: str, failed: bool) -> Finding:
     left = [i for i in ids if i not in ("security.W004", "security.W008")]
     if failed and not ids:
         return Finding("check --deploy", FAIL, (output.strip().splitlines() or ["failed"])[-1], "fab logs")
+    settings = [DEPLOY_FIXES[i] for i in left if i in DEPLOY_FIXES]
     return Finding("check --deploy", FAIL if failed else WARN if left else OK,
                    ", ".join(left) if left else "no issues (W004, W008: nginx does HSTS and the redirect)",
-                   "manage.py check --deploy explains each" if left else "")
+                   (f"in settings.py: {'; '.join(settings)}; " if settings else "")
+                   + "fab manage 'check --deploy' explains each" if left else "")
+
+
+# check --deploy's usual warnings behind nginx, and the line that answers each
+DEPLOY_FIXES = {
+    "security.W009": READS_ENV["SECRET_KEY"],
+    "security.W012": "SESSION_COOKIE_SECURE = not DEBUG",
+    "security.W016": "CSRF_COOKIE_SECURE = not DEBUG",
+    "security.W018": READS_ENV["DEBUG"],
+    "security.W020": READS_ENV["ALLOWED_HOSTS"],
+}
 
 
 # -- the live bundle -------------------------------------------------------------------------------------------

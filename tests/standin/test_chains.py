@@ -133,6 +133,7 @@ def test_a_plan_changes_nothing_and_shows_diffs_commits_migrations_and_files(sit
     result = fab("-f", wider, "deploy", "--plan", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert site.snapshot() == before
+    assert re.search(r"deploy planned in [\d.]+ s: the server was not changed", result.stdout)
     for step in ("build", "env", "upload", "git-pull", "deps", "migrate", "collectstatic", "service", "restart",
                  "nginx-reload", "smoke"):
         assert f"== {step}\n" in result.stdout
@@ -257,6 +258,19 @@ def test_a_changed_env_restarts_the_backend_within_the_deploy(site):
     assert re.search(r"│ env\s+│[^│]+│ \.env keys: QMS_BANNER", result.stdout)
     assert re.search(r"│ restart\s+│[^│]+│ restarted", result.stdout)   # a new .env: a restart, not a reload
     assert 'QMS_BANNER="a b $c"' in site.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+
+
+def test_a_frontend_only_commit_leaves_the_backend_running(site):
+    # a reload keeps the main process and replaces its workers: the workers say whether anything happened
+    workers = lambda: site.ssh("pgrep -P $(systemctl show -p MainPID --value qms-backend.service) "
+                               "-f multiprocessing-fork | sort").stdout
+    before = workers()
+    set_frontend_title(site.app, "QMS frontend only")
+    commit(site, "frontend only")
+    result = site.fab("deploy", "--push", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "backend unchanged and running: no restart" in result.stdout
+    assert title(site) == "QMS frontend only" and workers() == before
 
 
 def test_setup_asks_for_a_certificate_only_once_the_domains_reach_the_server(site):

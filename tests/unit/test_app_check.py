@@ -231,6 +231,9 @@ def test_next_public_names_that_nothing_sets():
     assert ac.public_env_findings(both, {})[0].saw == ("reads NEXT_PUBLIC_SITE (a.js:2), which no setting gives the "
                                                        "build")
     assert ac.public_env_findings(both, {"NEXT_PUBLIC_SITE": "x"})[0].result == OK
+    given = ac.public_env_findings(base, {"NEXT_PUBLIC_API_BASE": "https://qms.example.com/api"})[0]
+    assert given.result == OK and given.saw == ("reads NEXT_PUBLIC_API_BASE (frontend/lib/api.js:1), from "
+                                                "qms.frontend.build_env")
     nothing = ac.public_env_findings({"a.js": "x"}, {})[0]
     assert nothing.saw == "reads no NEXT_PUBLIC_* variable, not NEXT_PUBLIC_API_URL"
 
@@ -337,6 +340,12 @@ def test_a_health_path_without_its_slash_names_the_setting():
     assert rows["urls: health"].result == FAIL
     assert url_rows(**{"shop.urls": 'urlpatterns = [path("health", views.health)]'})["urls: health"].fix == \
         "set qms.smoke.health_path: health"
+
+
+def test_an_endpoint_named_like_a_health_check_is_suggested():
+    found = url_rows(**{"shop.urls": 'urlpatterns = [path("healthcheck/ping/", views.ping)]'})["urls: health"]
+    assert found.result == FAIL and "backend/shop/urls.py:1 answers /api/healthcheck/ping/" in found.saw
+    assert found.fix.startswith("set qms.smoke.health_path: healthcheck/ping/")
 
 
 def test_no_health_view_shows_one():
@@ -450,7 +459,7 @@ def test_each_problem_is_named_in_the_table_and_counted_in_one_error_line(app):
     git(app, "add", "-f", ".")
 
     result = run_tool("inv", "app-check", "--dir", app)
-    line = assert_one_line_error(result, str(app), "10 problem(s)", "the table above lists the fixes")
+    line = assert_one_line_error(result, str(app), "10 problem(s)", "each finding's fix says what to change")
     assert line.startswith("error: ")
     for text in ("frontend: output: 'export'", "frontend/next.config.mjs: no output: 'export'",
                  "frontend: local API URL", "frontend/lib/api.js:3: http://localhost:8000/api",

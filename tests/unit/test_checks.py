@@ -166,6 +166,7 @@ def test_check_deploy_leaves_out_what_nginx_does():
               "SECURE_HSTS_SECONDS.\n?: (security.W008) ...\n?: (security.W012) SESSION_COOKIE_SECURE ...\n")
     finding = checks.check_deploy_finding(output, failed=False)
     assert finding.result == "warn" and finding.saw == "security.W012"
+    assert finding.fix.startswith("in settings.py: SESSION_COOKIE_SECURE = not DEBUG; fab manage")
     assert checks.check_deploy_finding("System check identified no issues (0 silenced).\n", False).result == "ok"
 
 
