@@ -14,13 +14,14 @@ from .core.checks import FAIL, OK, WARN, Finding
 from .core.console import print_findings
 from .core.errors import UserError
 from .core.runtime import settings_of
-from .secrets_check import git, problems, repo_of
+from .core.local_files import local_git
+from .secrets_check import problems, repo_of
 
 
 def git_findings(s, app: Path, layout: checks.Layout) -> list[Finding]:
     check = "git: generated files"
     try:
-        inside = git(app, "rev-parse", "--is-inside-work-tree")
+        inside = local_git(app, "rev-parse", "--is-inside-work-tree")
     except OSError:
         return [Finding(check, WARN, "git is not installed: tracked files not checked", "install git (the server "
                                                                                         "clones qms.repo with it)")]
@@ -30,10 +31,11 @@ def git_findings(s, app: Path, layout: checks.Layout) -> list[Finding]:
     secrets = [Finding("git: secret files", FAIL, problem, "inv check-secrets lists them with their fixes")
                for problem in problems(s, repo_of(s, app))]
     kinds = checks.generated(layout)
-    tracked = [path for path in git(app, "ls-files", "-z").stdout.split("\0") if path]
+    tracked = [path for path in local_git(app, "ls-files", "-z").stdout.split("\0") if path]
     # one path at a time: git gives up on the whole batch at a path it cannot judge (one beyond a symbolic link),
     # and such a path is left out rather than reported as not ignored
-    answers = {kind.sample: git(app, "check-ignore", "-q", "--no-index", kind.sample).returncode for kind in kinds}
+    answers = {kind.sample: local_git(app, "check-ignore", "-q", "--no-index", kind.sample).returncode
+               for kind in kinds}
     ignored = {sample for sample, code in answers.items() if code != 1}
     return secrets + checks.tracked_findings(tracked, ignored, kinds)
 

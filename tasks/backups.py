@@ -18,6 +18,7 @@ from .core import s3
 from .core.console import print_table
 from .core.errors import UserError
 from .core.host import transfer_progress
+from .core.local_files import read_text, write_text
 from .core.releases import human_size
 from .core.runtime import host_of, settings_of
 from .core.templates import render_template
@@ -66,7 +67,7 @@ def fetch(host, s, bid: str, sha: str) -> Path:
     if file_digest(target) != sha:
         target.unlink()
         raise UserError(f"the download of {bid} does not match its checksum: try again")
-    (directory / f"{bid}{SUFFIX}.sha256").write_text(f"{sha}  {bid}{SUFFIX}\n")
+    write_text(directory / f"{bid}{SUFFIX}.sha256", f"{sha}  {bid}{SUFFIX}\n")
     return target
 
 
@@ -82,7 +83,7 @@ def local_backups(s) -> list[dict]:
     for path in sorted(local_dir(s).glob(f"*{SUFFIX}")):
         checksum = path.with_name(path.name + ".sha256")
         rows.append({"id": path.name[: -len(SUFFIX)], "size": path.stat().st_size,
-                     "sha256": checksum.read_text().split()[0] if checksum.exists() else None, "path": path})
+                     "sha256": read_text(checksum).split()[0] if checksum.exists() else None, "path": path})
     return rows
 
 
@@ -105,7 +106,7 @@ def install_schedule(host, s, on: bool) -> None:
     paths = {kind: f"/etc/systemd/system/qms-backup.{kind}" for kind in ("service", "timer")}
     if on:
         host.ensure_dir(posixpath.dirname(AGENT_ON_SERVER), 0o755, "root")
-        host.put(AGENT_ON_SERVER, (remote.HERE / "backup_agent.py").read_text(), 0o755, "root", show_diff=False)
+        host.put(AGENT_ON_SERVER, read_text(remote.HERE / "backup_agent.py"), 0o755, "root", show_diff=False)
         changed = [host.put(paths[kind], text, 0o644, "root") for kind, text in schedule_units(s).items()]
         if any(changed):
             host.sudo("systemctl daemon-reload")

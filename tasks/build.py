@@ -5,7 +5,6 @@ The API URL comes from the environment's settings and is set explicitly for the 
 `.env.local` can silently win; the export is then scanned and stamped with build-info.json.
 """
 import os
-import shutil
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from invoke import Collection, task
 
 from .core import bundle
 from .core.errors import UserError
+from .core.local_files import find_npm, local_git, remove_tree
 from .core.releases import human_size
 from .core.runtime import settings_of
 
@@ -34,10 +34,10 @@ def build_env(s, api_url: str) -> dict:
 def git_state(directory: Path) -> tuple[str, bool]:
     """(sha, dirty) of the checkout holding `directory`; ('', True) when it is not in git."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=directory, capture_output=True,
-                               text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
+        sha, dirty = local_git(directory, "rev-parse", "HEAD"), local_git(directory, "status", "--porcelain", "--", ".")
+    except OSError:
+        return "", True
+    if sha.returncode != 0 or dirty.returncode != 0:
         return "", True
     return sha.stdout.strip(), bool(dirty.stdout.strip())
 
@@ -62,7 +62,7 @@ def shadowing_env_files(frontend: Path, api_url: str) -> list[str]:
     for name in (".env", ".env.local", ".env.production", ".env.production.local"):
         path = frontend / name
         if path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 key, _, value = line.partition("=")
                 if key.strip() == "NEXT_PUBLIC_API_URL" and value.strip().strip("'\"") != api_url:
                     found.append(f"{name} ({value.strip()})")
@@ -84,9 +84,7 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
     frontend = s.local_path(s.app_dir) / s.frontend.dir
     if not (frontend / "package.json").is_file():
         raise UserError(f"no package.json in {frontend}: set qms.app_dir (and qms.frontend.dir) in {s.source}")
-    npm = shutil.which("npm")
-    if not npm:
-        raise UserError("npm not found: install Node.js 18 or newer (it brings npm), then run build again")
+    npm = find_npm()
     api_url = api_url_of(s)
     extra = build_env(s, api_url)
     print(f"build: {env_name}: NEXT_PUBLIC_API_URL={api_url} (from {s.source})", flush=True)
@@ -102,7 +100,7 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
         run_npm(npm, ["ci", "--no-audit", "--no-fund"], frontend, env)
     out = frontend / s.frontend.out
     if out.exists():
-        shutil.rmtree(out)   # a file left from an older build must not ride along
+        remove_tree(out)   # a file left from an older build must not ride along
     run_npm(npm, ["run", "build"], frontend, env)
     if not (out / "index.html").is_file():
         raise UserError(f"the build made no {out}/index.html: is `output: 'export'` set in next.config?")

@@ -22,6 +22,7 @@ from .core import bundle
 from .core import deploy_records as records
 from .core.console import print_table
 from .core.errors import UserError
+from .core.local_files import local_git
 from .core.releases import paths as release_paths
 from .history import append
 from .lock import Lock
@@ -92,27 +93,27 @@ def local_commit(s, push: bool, dry: bool) -> str:
         for line in found:
             print(f"check-secrets: {line}")
         raise UserError(f"{repo}: {len(found)} secret-file problem(s), listed above: fix them before deploying")
-    dirty = secrets_check.git(repo, "status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
+    dirty = local_git(repo, "status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
     if dirty:
         shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UserError(f"{repo} has uncommitted changes ({shown}): commit or stash them; a deploy ships commits")
-    sha = secrets_check.git(repo, "rev-parse", "HEAD").stdout.strip()
+    sha = local_git(repo, "rev-parse", "HEAD").stdout.strip()
     remote_name, branch = s.git_remote, s.branch
-    listed = secrets_check.git(repo, "ls-remote", remote_name, f"refs/heads/{branch}")
+    listed = local_git(repo, "ls-remote", remote_name, f"refs/heads/{branch}")
     if listed.returncode != 0:
         raise UserError(f"cannot read the git remote {remote_name} of {repo}: "
                         f"{(listed.stderr.strip().splitlines() or ['no output'])[-1]} (qms.git_remote names it)")
     tip = (listed.stdout.split() or [""])[0]
     if tip == sha:
         return sha
-    behind = bool(tip) and secrets_check.git(repo, "merge-base", "--is-ancestor", sha, tip).returncode == 0
+    behind = bool(tip) and local_git(repo, "merge-base", "--is-ancestor", sha, tip).returncode == 0
     if dry and not behind:
         print(f"would push {sha[:7]} to {remote_name}/{branch}" if push else
               f"note: {sha[:7]} is not on {remote_name}/{branch}: the deploy would refuse it (git push, or deploy "
               "--push)")
         return sha
     if push and not behind:
-        pushed = secrets_check.git(repo, "push", "-q", remote_name, f"HEAD:refs/heads/{branch}")
+        pushed = local_git(repo, "push", "-q", remote_name, f"HEAD:refs/heads/{branch}")
         if pushed.returncode != 0:
             raise UserError(f"git push {remote_name} HEAD:{branch} was refused: "
                             f"{(pushed.stderr.strip().splitlines() or ['no output'])[-1]}; pull and merge first")
@@ -145,7 +146,7 @@ def build_once(s, sha: str) -> Optional[str]:
             and info.get("api_url") == build.api_url_of(s) and bundle.manifest(export) == info.get("manifest")):
         repo = secrets_check.repo_of(s, None)
         frontend = s.local_path(s.app_dir) / s.frontend.dir
-        unchanged = info["git_sha"] == sha or secrets_check.git(
+        unchanged = info["git_sha"] == sha or local_git(
             repo, "diff", "--quiet", info["git_sha"], sha, "--", str(frontend.resolve())).returncode == 0
         if unchanged:
             print(f"build: {export} holds the frontend of {sha[:7]} (built from {info['git_sha'][:7]}): "

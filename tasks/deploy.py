@@ -19,6 +19,7 @@ from .chain import Run, build_once, local_commit, migrate_step, put_back, requir
     run_chain, server_state, smoke_step
 from .core import deploy_records as records
 from .core.errors import UserError
+from .core.local_files import local_git
 from .core.runtime import host_of, settings_of
 from .history import read_history
 from .lock import take
@@ -35,11 +36,11 @@ def show_commits(s, host, sha: str) -> None:
     if not previous or previous == sha:
         host.say(f"backend: {'already at' if previous else 'first clone of'} {sha[:7]}")
         return
-    log = secrets_check.git(repo, "log", "--oneline", f"{previous}..{sha}").stdout.splitlines()
+    log = local_git(repo, "log", "--oneline", f"{previous}..{sha}").stdout.splitlines()
     host.say(f"backend: {previous[:7]} -> {sha[:7]}, {len(log)} commit(s):")
     for line in log[:20]:
         host.say(f"  {line}")
-    added = secrets_check.git(repo, "diff", "--name-only", "--diff-filter=A", previous, sha, "--",
+    added = local_git(repo, "diff", "--name-only", "--diff-filter=A", previous, sha, "--",
                               "*/migrations/0*.py").stdout.split()
     host.say("new migrations: " + (", ".join(added) if added else "none"))
 
@@ -98,7 +99,8 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
         show_commits(s, host, sha)
     steps = [("build", build_once, s, sha), ("env", envfile.env, c), ("upload", release.upload, c),
              ("git-pull", git.git_pull, c, None, sha), ("deps", backend.deps, c),
-             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run), ("collectstatic", backend.collectstatic, c),
+             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run),
+             ("collectstatic", backend.collectstatic, c),
              ("service", service.service, c), ("restart", restart_if_needed, c, host, s, run),
              ("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s)]
     run_chain(run, steps, switch_at="upload", before=before)

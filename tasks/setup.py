@@ -118,7 +118,8 @@ def setup(c, push=False):
         run.outcome.before = server_state(host, s)
     steps = [("git-pull", git.git_pull, c, None, sha), ("env", envfile.env, c), ("deps", backend.deps, c),
              ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run),
-             ("collectstatic", backend.collectstatic, c), ("superuser", superuser_step, host, s), ("seed", seed_step, host, s), ("service", service.service, c),
+             ("collectstatic", backend.collectstatic, c), ("superuser", superuser_step, host, s),
+             ("seed", seed_step, host, s), ("service", service.service, c),
              ("build", build_once, s, sha), ("upload", release.upload, c), ("nginx-reload", nginx.nginx_reload, c),
              ("tls", tls_step, c, host, s), ("fix-perms", perms.fix_perms, c),
              ("restart", restart_if_needed, c, host, s, run), ("smoke", smoke_step, host, s)]

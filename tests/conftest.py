@@ -7,10 +7,20 @@ import pytest
 from tests.standin.harness import REPO, project_exe
 
 
-def run_tool(tool: str, *args, cwd=REPO, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
-    """Run `fab` or `inv` the way a user does, from the project root."""
-    return subprocess.run([project_exe(tool), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, input=input, stdin=None if input else subprocess.DEVNULL)
+# A Korean Windows' code page (cp949), as a Linux locale: EUC-KR (scripts/install generates it)
+KOREAN_LOCALE = ("ko_KR.EUC-KR", "euc-kr")
+
+
+def run_tool(tool: str, *args, cwd=REPO, env=None, timeout=600, input=None, locale=None) -> subprocess.CompletedProcess:
+    """Run `fab` or `inv` the way a user does, from the project root; `locale` (name, codec) runs it on that code
+    page, Python's UTF-8 mode off, and reads its output as that code page writes it."""
+    environ = {**os.environ, **(env or {})}
+    if locale:
+        environ = {k: v for k, v in environ.items() if not k.startswith(("LC_", "PYTHONUTF8", "PYTHONIOENCODING"))}
+        environ.update(LC_ALL=locale[0], LANG=locale[0], PYTHONUTF8="0")
+    return subprocess.run([project_exe(tool), *map(str, args)], cwd=cwd, capture_output=True, timeout=timeout,
+                          encoding=locale[1] if locale else "utf-8", env=environ, input=input,
+                          stdin=None if input else subprocess.DEVNULL)
 
 
 def fab(*args, **kw) -> subprocess.CompletedProcess:

@@ -78,7 +78,8 @@ def sync_command(project: PythonProject, uv: str) -> str:
         return f"{uv} sync --locked --no-dev"
     if "pyproject.toml" in project.files:
         return f"{uv} sync --no-dev"
-    return f"{{ [ -x .venv/bin/python ] || {uv} venv -q .venv; }} && {uv} pip install --python .venv/bin/python -r requirements.txt"
+    return (f"{{ [ -x .venv/bin/python ] || {uv} venv -q .venv; }} && "
+            f"{uv} pip install --python .venv/bin/python -r requirements.txt")
 
 
 def env_file(s: Settings) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .local_files import read_text, write_text
+
 BUILD_INFO = "build-info.json"
 SCANNED_SUFFIXES = (".js", ".html", ".txt", ".json", ".css", ".map")
 # An API base the browser of a visitor can never reach, or one that was never set.
@@ -117,12 +119,12 @@ def build_info(root: Path, *, env: str, api_url: str, git_sha: str, dirty: bool,
 
 
 def write_build_info(root: Path, info: dict) -> None:
-    (root / BUILD_INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    write_text(root / BUILD_INFO, json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
 def read_build_info(root: Path) -> Optional[dict]:
     try:
-        return json.loads((root / BUILD_INFO).read_text())
+        return json.loads(read_text(root / BUILD_INFO))
     except (OSError, ValueError):
         return None
 

@@ -19,27 +19,33 @@ from typing import Optional
 
 from .errors import UserError
 
-# Where browsers live when they are not on PATH (Windows and macOS installs).
-KNOWN_PATHS = (
-    r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-    r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe",
-    r"C:\Program Files\Microsoft\Edge\Application\msedge.exe",
-    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
-    "/Applications/Chromium.app/Contents/MacOS/Chromium",
-)
+MAC_PATHS = ("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+             "/Applications/Chromium.app/Contents/MacOS/Chromium")
+
+
+def known_paths(environ) -> list[str]:
+    """Where browsers live when they are not on PATH: Chrome for all users or only this one (%LOCALAPPDATA%, no
+    admin rights needed), and Edge, which every Windows 10/11 has; then macOS."""
+    roots = [r for r in (environ.get(name) for name in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")) if r]
+    windows = [(root, sub) for sub in (r"Google\Chrome\Application\chrome.exe",
+                                       r"Microsoft\Edge\Application\msedge.exe") for root in roots]
+    return [f"{root}\\{sub}" for root, sub in windows] + list(MAC_PATHS)
+
+
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
-def find_browser(configured: Optional[str]) -> str:
+def find_browser(configured: Optional[str], environ=os.environ, which=shutil.which,
+                 is_file=lambda p: Path(p).is_file()) -> str:
     if configured:
-        if not Path(configured).is_file():
-            raise UserError(f"qms.browser.path {configured} does not exist: set it to your Chromium or Chrome")
+        if not is_file(configured):
+            raise UserError(f"qms.browser.path {configured} does not exist: set it to your Chromium, Chrome or Edge")
         return configured
-    found = next((p for p in (shutil.which(n) for n in NAMES) if p), None) or next(
-        (p for p in KNOWN_PATHS if Path(p).is_file()), None)
+    found = next((p for p in (which(n) for n in NAMES) if p), None) or next(
+        (p for p in known_paths(environ) if is_file(p)), None)
     if not found:
-        raise UserError("no Chromium or Chrome found: install one (Debian/Ubuntu: sudo apt-get install chromium; "
-                        "Windows/macOS: Google Chrome) or set qms.browser.path")
+        raise UserError("no Chromium, Chrome or Edge found: install one (Debian/Ubuntu: sudo apt-get install "
+                        "chromium; macOS: Google Chrome; Windows has Edge) or set qms.browser.path")
     return found
 
 
@@ -81,13 +87,13 @@ class Browser:
                                         stdin=subprocess.DEVNULL)
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
-        while not (port_file.is_file() and len(port_file.read_text().split()) >= 2):
+        while not (port_file.is_file() and len(port_file.read_text(encoding="utf-8").split()) >= 2):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise UserError(f"{path} did not start (exit {self.process.returncode}): run it by hand with "
                                 "--headless=new to see why")
             time.sleep(0.1)
-        port, ws_path = port_file.read_text().split()[:2]
+        port, ws_path = port_file.read_text(encoding="utf-8").split()[:2]
         self.socket = websocket.create_connection(f"ws://127.0.0.1:{port}{ws_path}", timeout=60,
                                                   suppress_origin=True)
         self.ids = itertools.count(1)

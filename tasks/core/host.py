@@ -58,7 +58,9 @@ class Host:
             self.say(f"{'would run' if self.dry else '$'} {'sudo ' if sudo else ''}{command}")
         if write and self.dry:
             return None
-        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout)
+        # servers speak UTF-8; Invoke would decode with this machine's code page (cp949 on a Korean Windows)
+        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout,
+                       encoding="utf-8")
         password = self.conn.config.sudo.password
         try:
             if sudo and password:
@@ -333,7 +335,7 @@ def secure(conn: Connection, files: list[Path], accept_new: bool) -> None:
 
 def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    with open(path, "a", encoding="utf-8", newline="\n") as f:   # ssh reads \n-ended lines, Windows' too
         f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
     print(f"[{name}] host key {fingerprint(key)} recorded in {path}", flush=True)
 

@@ -11,6 +11,8 @@ from typing import Iterable, Mapping
 
 from dotenv import dotenv_values
 
+from .local_files import decode
+
 MASK = "********"
 # Environment variables whose values are secret even when they do not come from a secrets file.
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|_KEY$")
@@ -21,7 +23,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     """Key -> value of a dotenv file ({} when it does not exist); keys without a value are left out."""
     if not path.is_file():
         return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    text = decode(path.read_bytes(), path)
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
 def secret_values_in_env(environ: Mapping[str, str]) -> list[str]:

@@ -34,10 +34,11 @@ def integer(low: int, high: int) -> Check:
                    f"an integer from {low} to {high}")
 
 
-absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and ".." not in v.split("/"),
-                        "an absolute path such as /home/ubuntu/QMS")
-relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/"),
-                        "a relative path without '..', such as frontend")
+# Paths on the server: POSIX, so `\` (a Windows habit) would make a folder literally named `web\frontend` there.
+absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and ".." not in v.split("/")
+                        and "\\" not in v, "an absolute path with / such as /home/ubuntu/QMS")
+relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/")
+                        and "\\" not in v, "a relative path with / and without '..', such as frontend or web/frontend")
 local_path = _expect(lambda v: isinstance(v, str) and bool(v.strip()), "a local path (relative to the project root)")
 url_prefix = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", v) is not None,
                      "a URL path that starts and ends with '/', such as /django-admin/")

@@ -9,7 +9,7 @@ HERE = Path(__file__).resolve().parent
 
 def command(agent: str, *args) -> str:
     """The shell command that runs tasks/remote/<agent>.py on the server with these arguments."""
-    return " ".join(["python3", "-c", shlex.quote((HERE / f"{agent}.py").read_text()),
+    return " ".join(["python3", "-c", shlex.quote((HERE / f"{agent}.py").read_text(encoding="utf-8")),
                      *(shlex.quote(str(a)) for a in args)])
 
 

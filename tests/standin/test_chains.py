@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, fab
+from tests.conftest import KOREAN_LOCALE, REPO, assert_one_line_error, fab, run_tool
 from tests.standin.app_changes import add_field, add_owner_field_and_endpoint, break_health, set_backend_version, \
     set_frontend_title
 from tests.standin.conftest import get, make_standin, remove_standin, with_example_app
@@ -267,10 +267,34 @@ def test_a_frontend_only_commit_leaves_the_backend_running(site):
     before = workers()
     set_frontend_title(site.app, "QMS frontend only")
     commit(site, "frontend only")
-    result = site.fab("deploy", "--push", timeout=900)
+    # the settings of the test before, so that the .env stays as it is
+    result = fab("-f", site.tmp / "extra-env.yaml", "deploy", "--push", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "backend unchanged and running: no restart" in result.stdout
     assert title(site) == "QMS frontend only" and workers() == before
+
+
+def test_a_plan_on_a_korean_code_page_shows_korean_commits_and_server_files(site):
+    """The plan of a Korean developer's deploy, run on the legacy code page (Korean Windows' cp949; EUC-KR here):
+    a Korean commit subject, a Hangul file name, and an nginx site whose text on the server is Korean."""
+    commented = lambda name, text: (site.tmp / name).write_text(site.conf.read_text().replace(
+        "qms:\n", f"qms:\n  nginx:\n    server_extra: '# {text}'\n"), encoding="utf-8")
+    commented("korean-1.yaml", "관리자 페이지 규칙")
+    commented("korean-2.yaml", "관리자 페이지 규칙 (수정)")
+    try:
+        assert fab("-f", site.tmp / "korean-1.yaml", "nginx-reload").returncode == 0
+        (site.app / "품질보고서.md").write_text("# 품질 보고서\n", encoding="utf-8")
+        commit(site, "로그인 버그 수정")
+        result = run_tool("fab", "-f", site.tmp / "korean-2.yaml", "deploy", "--plan", locale=KOREAN_LOCALE,
+                          timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "로그인 버그 수정" in result.stdout                                   # the commit it would bring
+        assert re.search(r"^-\s+# 관리자 페이지 규칙$", result.stdout, re.M)         # the server's file, as it is
+        assert re.search(r"^\+\s+# 관리자 페이지 규칙 \(수정\)$", result.stdout, re.M)
+    finally:
+        assert fab("-f", site.conf, "nginx-reload").returncode == 0
+        subprocess.run(["git", "-C", str(site.app), "push", "-q", "standin", "HEAD:main"], check=True)
 
 
 def test_setup_asks_for_a_certificate_only_once_the_domains_reach_the_server(site):

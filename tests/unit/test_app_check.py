@@ -494,4 +494,5 @@ def test_code_that_adds_the_api_prefix_itself_is_told_to_set_the_origin():
     assert finding.result == FAIL and finding.saw.startswith("frontend/lib/api.ts:1: ")
     assert finding.fix.startswith("set qms.frontend.api_url: https://qms.example.com ")
     assert ac.doubled_prefix_findings(source, replace(layout, api_url="https://qms.example.com")) == []
-    assert ac.doubled_prefix_findings({"a.ts": "axios.create({ baseURL: process.env.NEXT_PUBLIC_API_URL })"}, layout) == []
+    plain = {"a.ts": "axios.create({ baseURL: process.env.NEXT_PUBLIC_API_URL })"}
+    assert ac.doubled_prefix_findings(plain, layout) == []

@@ -38,19 +38,29 @@ def test_rows_for_every_request_console_errors_and_a_failed_navigation():
     assert loop == [["/admin/users/", "/admin/users/", "-", "redirect loop"]]
 
 
-def test_no_browser_is_one_line_with_how_to_install_one(monkeypatch, tmp_path):
+def test_no_browser_is_one_line_with_how_to_install_one(tmp_path):
     import pytest
     from tasks.core import cdp
     from tasks.core.errors import UserError
-    monkeypatch.setattr(cdp.shutil, "which", lambda name: None)
-    monkeypatch.setattr(cdp, "KNOWN_PATHS", ())
+    nowhere = dict(environ={}, which=lambda name: None, is_file=lambda p: False)
     with pytest.raises(UserError, match="apt-get install chromium"):
-        cdp.find_browser(None)
+        cdp.find_browser(None, **nowhere)
     with pytest.raises(UserError, match="qms.browser.path /nope does not exist"):
-        cdp.find_browser("/nope")
+        cdp.find_browser("/nope", **nowhere)
     browser = tmp_path / "chrome"
     browser.write_text("")
     assert cdp.find_browser(str(browser)) == str(browser)
+
+
+def test_windows_finds_a_per_user_chrome_then_edge():
+    from tasks.core import cdp
+    environ = {"PROGRAMFILES": r"C:\Program Files", "PROGRAMFILES(X86)": r"C:\Program Files (x86)",
+               "LOCALAPPDATA": r"C:\Users\김철수\AppData\Local"}
+    chrome = r"C:\Users\김철수\AppData\Local\Google\Chrome\Application\chrome.exe"
+    edge = r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe"
+    find = lambda *present: cdp.find_browser(None, environ, lambda name: None, lambda p: p in present)
+    assert find(chrome, edge) == chrome
+    assert find(edge) == edge
 
 
 def test_pages_that_never_call_the_api_are_not_called_fine():

@@ -31,7 +31,9 @@ def test_every_field_has_help_and_a_valid_default():
     ({"domains": ["bad domain"]}, "qms.domains must be a list of domain names"),
     ({"frontend": "out"}, "qms.frontend must be a mapping of settings, got str"),
     ({"ssh": {"new_host_keys": "yes"}}, "qms.ssh.new_host_keys must be one of reject, accept, got 'yes'"),
-    ({"frontend": {"dir": "../elsewhere"}}, "qms.frontend.dir must be a relative path without '..'"),
+    ({"frontend": {"dir": "../elsewhere"}}, "qms.frontend.dir must be a relative path with / and without '..'"),
+    ({"frontend": {"dir": "web\\frontend"}}, "qms.frontend.dir must be a relative path with / and without '..', such as "
+                                            "frontend or web/frontend, got 'web\\\\frontend'"),
 ])
 def test_bad_values_name_key_file_and_expectation(layer, message):
     problem = check_layer(layer, "conf/x.yaml")
