@@ -4,11 +4,12 @@ from invoke import Collection
 from . import app_check, backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, \
     lock, nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
 from .core.errors import install_excepthook
-from .core.local_files import utf8_settings_files
+from .core.local_files import tolerant_output, utf8_settings_files
 from .core.settings import defaults
 
 install_excepthook()
 utf8_settings_files()   # before Invoke reads the -f file (after this import)
+tolerant_output()
 
 MODULES = (environment, ssh, server, build, release, perms, nginx, smoke, tls, envfile, git, backend, service, backups,
            secrets_check, setup, deploy, history, lock, doctor, browser_check, app_check)

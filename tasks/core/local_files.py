@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -54,6 +55,14 @@ def utf8_settings_files() -> None:
         return yaml.safe_load(stream)
 
     Config._load_yaml = Config._load_yml = load
+
+
+def tolerant_output() -> None:
+    """Output piped to a file or another program is written in the code page, which has no room for much of what a
+    server prints (an emoji in a log line): write a ? there instead of dying in Invoke's output thread."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def find_npm(which: Callable[[str], Optional[str]] = shutil.which, windows: bool = os.name == "nt") -> str:

@@ -88,3 +88,11 @@ def test_app_check_and_the_builds_plan_read_utf8_sources(conf, repo):
     planned = korean("inv", "--dry", "-f", conf, "build")
     assert planned.returncode == 0, planned.stderr
     assert "build: note: .env.local (http://localhost:8000/api) is ignored: the settings' value wins" in planned.stdout
+
+
+def test_text_the_code_page_cannot_write_becomes_a_question_mark_not_a_traceback(tmp_path):
+    conf = tmp_path / "emoji.yaml"
+    conf.write_text('qms:\n  host: x\n  backend:\n    env:\n      QMS_BANNER: "품질 😀"\n', encoding="utf-8")
+    result = korean("inv", "-f", conf, "settings", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "'QMS_BANNER': '품질 ?'" in result.stdout
