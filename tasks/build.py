@@ -12,7 +12,8 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from .core import bundle
+from .core import app_check, bundle
+from .core.checks import FAIL
 from .core.errors import UserError
 from .core.local_files import find_npm, local_git, remove_tree
 from .core.releases import human_size
@@ -85,6 +86,14 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
     if not (frontend / "package.json").is_file():
         raise UserError(f"no package.json in {frontend}: set qms.app_dir (and qms.frontend.dir) in {s.source}")
     npm = find_npm()
+    # a build without output: 'export' runs a minute and leaves no export: say so before it starts
+    name, text = app_check.next_config(frontend)
+    layout = app_check.Layout.of(s)
+    refused = [f for f in app_check.next_config_findings(name and f"{layout.frontend}/{name}", text, layout)
+               if f.result == FAIL]
+    if refused:
+        fix = refused[0].fix.replace("\n", " ")   # one line: a fix may show a file's text
+        raise UserError(f"{refused[0].saw}: {fix}")
     api_url = api_url_of(s)
     extra = build_env(s, api_url)
     print(f"build: {env_name}: NEXT_PUBLIC_API_URL={api_url} (from {s.source})", flush=True)

@@ -162,6 +162,12 @@ def package_findings(label: str, text: Optional[str], locks: set) -> list[Findin
     return rows
 
 
+def next_config(frontend: Path) -> tuple[Optional[str], str]:
+    """(the next.config file's name, its text without comments), or (None, "")."""
+    name = next((name for name in NEXT_CONFIGS if (frontend / name).is_file()), None)
+    return name, strip_js_comments(read_text(frontend / name)) if name else ""
+
+
 def next_config_findings(label: Optional[str], text: str, layout: Layout) -> list[Finding]:
     """`text` with comments stripped."""
     check = "frontend: output: 'export'"

@@ -496,3 +496,13 @@ def test_code_that_adds_the_api_prefix_itself_is_told_to_set_the_origin():
     assert ac.doubled_prefix_findings(source, replace(layout, api_url="https://qms.example.com")) == []
     plain = {"a.ts": "axios.create({ baseURL: process.env.NEXT_PUBLIC_API_URL })"}
     assert ac.doubled_prefix_findings(plain, layout) == []
+
+
+def test_build_refuses_a_config_without_output_export_before_npm_runs(app, write_conf):
+    edit(app / "frontend/next.config.mjs", "  output: 'export',\n", "")
+    conf = write_conf(f"qms:\n  app_dir: {app}\n  domains: [qms.example.com]\n", name="production.yaml")
+    result = run_tool("inv", "-f", conf, "build")
+    line = assert_one_line_error(result, "frontend/next.config.mjs: no output: 'export'",
+                                 "add the line  output: 'export',  to the config object")
+    assert "npm" not in result.stdout.replace("NEXT_PUBLIC", "")   # refused before npm ci or next build
+    assert line

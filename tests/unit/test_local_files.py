@@ -49,3 +49,19 @@ def test_git_output_is_utf8_whatever_the_locale(tmp_path):
     (repo / "품질보고서.md").write_text("x", encoding="utf-8")
     listed = local_files.local_git(repo, "-c", "core.quotepath=false", "ls-files", "-o", "-z").stdout
     assert listed.split("\0")[0] == "품질보고서.md"
+
+
+def test_a_hangul_repository_path_as_windows_hands_it_over(tmp_path):
+    """Windows gives Python Unicode paths whatever the code page (as a UTF-8 locale does here), and git answers
+    in UTF-8: read in the code page, 문서 would come back as 臾몄꽌 and `git -C` would miss the repository."""
+    from tests.conftest import run_tool
+    repo = tmp_path / "문서" / "앱"
+    repo.mkdir(parents=True)
+    local_files.local_git(repo, "init", "-q")
+    top = local_files.local_git(repo, "rev-parse", "--show-toplevel").stdout.strip()
+    assert top == str(repo)
+    assert top.encode("utf-8").decode("cp949", errors="replace") != top      # what the code page would have made
+    (repo / ".gitignore").write_text(".env\n", encoding="utf-8")
+    result = run_tool("inv", "check-secrets", "--repo", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {repo}: 9 secret-file problem(s), listed above" in result.stderr
