@@ -193,3 +193,23 @@ def test_a_dry_upload_sends_nothing_and_says_what_it_would_do(served, app):
     assert "would send 8 files" in result.stdout and "would reuse" in result.stdout
     assert served.snapshot() == before
     assert "QMS frontend dry" not in site(served)[1]
+
+
+def test_a_nested_frontend_folder_is_released_and_served(served, tmp_path):
+    """The Next.js app in a folder of a folder (qms.frontend.dir: web/app), as monorepos have it."""
+    app_dir = tmp_path / "app"
+    (app_dir / "web/app").mkdir(parents=True)
+    shutil.copy(REPO / "tests/example_app/frontend/package.json", app_dir / "web/app")
+    conf = tmp_path / "nested.yaml"
+    conf.write_text(standin_settings(served.name, app_dir=app_dir, extra="  frontend:\n    dir: web/app\n"))
+    make_export(app_dir / "web/app/out", marker="nested")
+    try:
+        for step in ("prepare", "upload", "nginx-reload", "fix-perms"):
+            result = fab("-f", conf, step)
+            assert result.returncode == 0, f"{step}: {result.stdout[-2000:]}{result.stderr}"
+        code, body = site(served)
+        assert code == 200 and "QMS frontend nested" in body
+        assert served.ssh("readlink -f /home/ubuntu/QMS/web/app/out").stdout.startswith(
+            "/home/ubuntu/QMS/web/app/releases/")
+    finally:
+        assert served.fab("nginx-reload").returncode == 0
