@@ -20,4 +20,6 @@ for module in MODULES:
         ns.add_task(body, name=name)
 # Fabric logs in as `user` unless -H user@host or ssh config says otherwise: the guide's `ubuntu`, not the
 # local account (which is what Fabric would pick, and is wrong on every developer machine).
-ns.configure({"qms": defaults(), "user": defaults()["user"]})
+# A server that drops packets (a firewall) would keep a connect waiting for the system's TCP timeout, over two
+# minutes: give up after 15 s (fab --connect-timeout, or ConnectTimeout in ssh config, changes it).
+ns.configure({"qms": defaults(), "user": defaults()["user"], "timeouts": {"connect": 15}})

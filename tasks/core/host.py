@@ -114,10 +114,15 @@ class Host:
             self.say(f"$ {command[:200]}{' ...' if len(command) > 200 else ''}")
         channel = self.conn.client.get_transport().open_session()
         channel.exec_command(command)
-        with transfer_progress(total, label) as advance:
-            send_pipelined(produce, channel.sendall, advance)
-            channel.shutdown_write()
-        stdout, stderr = _drain(channel)
+        try:
+            with transfer_progress(total, label) as advance:
+                send_pipelined(produce, channel.sendall, advance)
+                channel.shutdown_write()
+            stdout, stderr = _drain(channel)
+        except (OSError, EOFError, paramiko.SSHException) as lost:   # the server rebooted, sshd died, the net
+            raise RemoteFailure(f"[{self.name}] the connection broke while sending {label} ({lost or 'closed'}): "
+                                "run it again (the server keeps what it served; a half-sent upload is cleaned up "
+                                "by the next one)") from None
         code = channel.recv_exit_status()
         channel.close()
         if code != 0 and not stdout.strip():
@@ -232,10 +237,13 @@ class Held:
         """Send `last_line` (if any), end the input, and return what it printed after its first line."""
         if self.channel.closed:
             return ""
-        if last_line:
-            self.send(last_line)
-        self.channel.shutdown_write()
-        stdout, _ = _drain(self.channel)
+        try:
+            if last_line:
+                self.send(last_line)
+            self.channel.shutdown_write()
+            stdout, _ = _drain(self.channel)
+        except (OSError, EOFError):   # the connection is gone, and the command with it
+            return ""
         self.channel.close()
         return stdout
 
@@ -284,6 +292,8 @@ def _drain(channel) -> tuple[str, str]:
             err.append(channel.recv_stderr(65536))
         elif channel.exit_status_ready() and channel.eof_received:
             break
+        elif channel.closed:   # the transport went away: no exit status will ever come (waiting would spin)
+            raise EOFError("the SSH connection closed before the command finished")
         else:
             channel.status_event.wait(0.02)
     return b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")

@@ -213,3 +213,32 @@ def test_a_nested_frontend_folder_is_released_and_served(served, tmp_path):
             "/home/ubuntu/QMS/web/app/releases/")
     finally:
         assert served.fab("nginx-reload").returncode == 0
+
+
+def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_site_keeps_serving(served, app):
+    """What a server reboot or a killed sshd does to an upload: the client used to wait for an exit status that
+    never comes, at 100% CPU, for ever."""
+    conf, out = app
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, marker="before the cut")
+    assert fab("-f", conf, "upload").returncode == 0
+    stable = served.ssh(f"readlink {SERVED}").stdout.strip()
+    shutil.rmtree(out)
+    make_export(out, marker="cut", extra_files=400, extra_bytes=120 << 20, seed=2)
+    releases_dir = served.root / "home/ubuntu/QMS/frontend/releases"
+    proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.startswith(".incoming-") for p in releases_dir.iterdir()):
+        time.sleep(0.02)
+    served.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
+    out_text, err_text = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out_text
+    assert "Traceback" not in err_text
+    lines = [line for line in err_text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the connection broke while sending" in lines[0], err_text
+    assert served.ssh(f"readlink {SERVED}").stdout.strip() == stable
+    assert "QMS frontend before the cut" in site(served)[1]
+    again = fab("-f", conf, "upload")
+    assert again.returncode == 0, again.stderr
+    assert "QMS frontend cut" in site(served)[1]

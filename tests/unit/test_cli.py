@@ -123,3 +123,25 @@ def test_deploy_refuses_a_repository_that_tracks_secrets_before_connecting(write
     result = fab("-f", conf, "deploy")
     assert "check-secrets: git holds .env (matches .env): git rm --cached '.env'" in result.stdout
     assert_one_line_error(result, "secret-file problem(s), listed above: fix them before deploying")
+
+
+def test_a_server_that_drops_packets_is_given_up_on_in_one_line(write_conf):
+    """A listener whose accept queue is full drops every new SYN without a word, as a firewalled VPS does."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    for _ in range(3):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        queued.append(client)
+    conf = write_conf(f"qms:\n  host: 127.0.0.1:{port}\n")
+    try:
+        result = fab("-f", conf, "status", timeout=90)   # the system's own TCP timeout is over two minutes
+    finally:
+        for s in queued + [server]:
+            s.close()
+    assert_one_line_error(result, f"cannot reach 127.0.0.1 (127.0.0.1:{port})", "timed out")
