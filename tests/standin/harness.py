@@ -21,10 +21,16 @@ def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Opti
     `extra` is YAML under qms:, merged into it key by key (so it may add to a section the file already has)."""
     data = yaml.safe_load((REPO / "conf" / "standin.yaml").read_text())
     data["ssh_config_path"] = str(ssh_config or STATE / name / "ssh_config")
-    qms = data["qms"]
-    qms.update(env="standin", host=name, app_dir=str(app_dir or REPO / "tests/example_app"))
-    merge(qms, (yaml.safe_load("qms:\n" + extra) or {}).get("qms") or {})
-    return yaml.safe_dump(data, sort_keys=False)
+    data["qms"].update(env="standin", host=name, app_dir=str(app_dir or REPO / "tests/example_app"))
+    return more_settings(yaml.safe_dump(data, sort_keys=False), extra)
+
+
+def more_settings(text: str, extra: str) -> str:
+    """A settings file's text with `extra` (YAML under qms:) merged in key by key, so that it may change a section
+    the file already has."""
+    data = yaml.safe_load(text)
+    merge(data["qms"], (yaml.safe_load("qms:\n" + extra) or {}).get("qms") or {})
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def merge(into: dict, more: dict) -> None:

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import assert_one_line_error, fab
 from tests.export_fixture import restamp
 from tests.standin.conftest import remove_standin, set_up_example_app
+from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
 
@@ -21,7 +22,7 @@ def site(tmp_path_factory):
 def variant(site, name: str, settings: str):
     """The stand-in's settings with more YAML under qms:."""
     conf = site.tmp / f"{name}.yaml"
-    conf.write_text(site.conf.read_text().replace("qms:\n", "qms:\n" + settings, 1))
+    conf.write_text(more_settings(site.conf.read_text(), settings))
     return conf
 
 
