@@ -3,11 +3,12 @@ from invoke import Collection
 
 from . import app_check, backend, backups, browser_check, build, deploy, doctor, environment, envfile, git, history, \
     lock, nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
-from .core.errors import install_excepthook
+from .core.errors import install_excepthook, quiet_library_logs
 from .core.local_files import tolerant_output, utf8_settings_files
 from .core.settings import defaults
 
 install_excepthook()
+quiet_library_logs()
 utf8_settings_files()   # before Invoke reads the -f file (after this import)
 tolerant_output()
 

@@ -1,6 +1,7 @@
 """User-facing errors: one line that names the problem and the fix, a non-zero exit, no traceback."""
 from __future__ import annotations
 
+import logging
 import sys
 
 from invoke.exceptions import Exit
@@ -38,3 +39,9 @@ def install_excepthook() -> None:
         sys.exit(1)
 
     sys.excepthook = hook
+
+
+def quiet_library_logs() -> None:
+    """paramiko logs a broken connection to stderr by itself (through logging's last-resort handler) beside the
+    one line the tool prints about it: keep its records to itself."""
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())

@@ -95,25 +95,34 @@ def test_an_export_for_another_environment_is_refused(served, app):
     assert served.ssh(f"readlink {SERVED}", check=False).stdout == before
 
 
+def served_then_big(served, conf, out, served_marker: str, big_marker: str, seed: int) -> str:
+    """Upload a small export (what the site then serves), then make a big one in its place, whose upload lasts
+    long enough to be cut; returns the served release."""
+    shutil.rmtree(out, ignore_errors=True)
+    make_export(out, marker=served_marker)
+    assert fab("-f", conf, "upload").returncode == 0
+    shutil.rmtree(out)
+    make_export(out, marker=big_marker, extra_files=400, extra_bytes=120 << 20, seed=seed)
+    return served.ssh(f"readlink {SERVED}").stdout.strip()
+
+
+def receiving(served) -> bool:
+    """An upload is streaming into the server's releases."""
+    releases = served.root / "home/ubuntu/QMS/frontend/releases"
+    return any(p.name.startswith(".incoming-") for p in releases.iterdir())
+
+
 def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_cleans_up(served, app):
     conf, out = app
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, marker="stable")
-    assert fab("-f", conf, "upload").returncode == 0
-    stable = served.ssh(f"readlink {SERVED}").stdout.strip()
-
-    shutil.rmtree(out)
-    make_export(out, marker="big", extra_files=400, extra_bytes=120 << 20, seed=1)
-    releases_dir = served.root / "home/ubuntu/QMS/frontend/releases"
-    receiving = lambda: any(p.name.startswith(".incoming-") for p in releases_dir.iterdir())
+    stable = served_then_big(served, conf, out, "stable", "big", seed=1)
     for delay in (0.3, None):   # early (before the stream), and in the middle of the stream
         proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if delay is None:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not receiving():
+            while time.monotonic() < deadline and not receiving(served):
                 time.sleep(0.02)
-            assert receiving(), "the upload never started streaming"
+            assert receiving(served), "the upload never started streaming"
         else:
             time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -127,7 +136,7 @@ def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_c
     result = fab("-f", conf, "upload")
     assert result.returncode == 0, result.stderr
     assert "QMS frontend big" in site(served)[1]
-    assert not receiving()
+    assert not receiving(served)
 
 
 def test_fix_perms_opens_a_750_home_for_nginx_without_making_it_listable(served, app):
@@ -219,17 +228,11 @@ def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_si
     """What a server reboot or a killed sshd does to an upload: the client used to wait for an exit status that
     never comes, at 100% CPU, for ever."""
     conf, out = app
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, marker="before the cut")
-    assert fab("-f", conf, "upload").returncode == 0
-    stable = served.ssh(f"readlink {SERVED}").stdout.strip()
-    shutil.rmtree(out)
-    make_export(out, marker="cut", extra_files=400, extra_bytes=120 << 20, seed=2)
-    releases_dir = served.root / "home/ubuntu/QMS/frontend/releases"
+    stable = served_then_big(served, conf, out, "before the cut", "cut", seed=2)
     proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.startswith(".incoming-") for p in releases_dir.iterdir()):
+    while time.monotonic() < deadline and not receiving(served):
         time.sleep(0.02)
     served.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
     out_text, err_text = proc.communicate(timeout=120)
