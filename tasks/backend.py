@@ -94,8 +94,9 @@ def deps(c):
         raise UserError(f"[{host.name}] no pyproject.toml or requirements.txt in {where}")
     if not project.declared and "requirements.txt" not in project.files:
         raise UserError(f"[{host.name}] {directory}/pyproject.toml has no [project] table (Poetry's own format?), so "
-                        "uv has nothing to install: move the dependencies into [project] (uv init --bare, uv add "
-                        "...; Poetry 2 writes [project] too), commit, and deploy again")
+                        "uv has nothing to install: add a [project] table with name, requires-python and the "
+                        "dependencies (those of [tool.poetry.dependencies], with uvicorn), then `uv lock`, commit, "
+                        "and deploy again")
     if project.requires and plan.python_satisfies(project.python, project.requires) is False:
         raise UserError(f"[{host.name}] the project needs Python {project.requires} (requires-python in "
                         f"{directory}/pyproject.toml) and the server's python3 is {project.python}: install a Python "

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import assert_one_line_error, fab
 from tests.standin.app_changes import add_owner_field_and_endpoint
 from tests.standin.conftest import deploy_example_app, get, remove_standin
+from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
 
@@ -270,3 +271,14 @@ def test_layouts_as_they_come_requires_python_uvicorn_and_a_requirements_txt_at_
         box.publish("back to backend/pyproject.toml")
         for step in ("git-pull", "deps", "service", "restart"):
             assert box.fab(step).returncode == 0, step
+
+
+def test_a_health_path_the_app_lacks_and_an_unknown_command_name_what_to_change(box, tmp_path):
+    elsewhere = tmp_path / "health.yaml"
+    elsewhere.write_text(more_settings(box.conf.read_text(), "  smoke:\n    health_path: healthz/\n"))
+    assert_one_line_error(fab("-f", elsewhere, "restart"), "runs but /api/healthz/ directly answers 404",
+                          "set qms.smoke.health_path", alone=False)
+    # manage shows the command's own output, then the error line, which names Django's problem, not its usage hint
+    assert_one_line_error(box.fab("manage", "seed_nothing"), "manage.py seed_nothing failed",
+                          "Unknown command: 'seed_nothing'", alone=False)
+    assert box.fab("restart").returncode == 0
