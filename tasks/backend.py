@@ -1,9 +1,13 @@
-"""The Django backend on the server (guide section 5, first deploy and daily update): dependencies with uv,
-migrations after a database backup, static files, and any manage.py command, all in the service's environment."""
+"""The Django backend of a release (guide section 5, first deploy and daily update): dependencies with uv into the
+release's own venv, migrations after a database backup, static files into the release, and any manage.py command,
+all as the app's user in the service's environment. Each step takes the release it works on; the tasks work on the
+served one (`current`)."""
 import json
 import posixpath
 import shlex
 from datetime import datetime, timezone
+
+from typing import Optional
 
 from invoke import Collection, task
 
@@ -33,11 +37,12 @@ def install_uv(host) -> str:
     return f"{UV_HOME}/bin/uv"
 
 
-def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False, extra_env_file: str = ""):
-    """manage.py ARGS on the server; a failure is one line with its last message. None under --dry, unless the
-    command only reads (then it runs, so that a dry run can show what would happen)."""
-    result = host.run(plan.manage_command(s, args, extra_env_file), sudo=True, hide=hide, warn=True, timeout=1800,
-                      write=not read_only)
+def manage_run(host, s, args: str, release: str = plan.CURRENT, hide: bool = True, read_only: bool = False,
+               extra_env_file: str = "", writable: tuple = ()):
+    """manage.py ARGS of a release on the server; a failure is one line with its last message. None under --dry,
+    unless the command only reads (then it runs, so that a dry run can show what would happen)."""
+    result = host.run(plan.manage_command(s, args, release, extra_env_file, writable), sudo=True, hide=hide, warn=True,
+                      timeout=1800, write=not read_only)
     if result is not None and result.failed:
         lines = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"]
         # Django ends "Unknown command: 'x'" with a usage hint: the line before it names the problem
@@ -46,12 +51,14 @@ def manage_run(host, s, args: str, hide: bool = True, read_only: bool = False, e
     return result
 
 
-def app_settings(host, s) -> list[Finding]:
-    """Django's effective settings in the service's environment, judged against the .env the tool wrote (or one
-    failing finding when manage.py cannot run)."""
+def app_settings(host, s, release: str = plan.CURRENT) -> list[Finding]:
+    """Django's effective settings of a release in the service's environment, judged against the .env the tool
+    wrote (or one failing finding when manage.py cannot run)."""
     text = host.read(plan.env_file(s))
     env = plan.parse_env(text.decode(errors="replace")) if text is not None else {}
-    shown = host.probe(plan.manage_command(s, f"shell -c {shlex.quote(checks.DJANGO_SETTINGS_SCRIPT)}"), sudo=True)
+    env["STATIC_ROOT"] = plan.static_root(s, release)
+    shown = host.probe(plan.manage_command(s, f"shell -c {shlex.quote(checks.DJANGO_SETTINGS_SCRIPT)}", release),
+                       sudo=True)
     app = checks.parse_django_settings(shown.stdout)
     if app is None:
         last = (shown.stderr.strip().splitlines() or shown.stdout.strip().splitlines() or ["no output"])[-1]
@@ -59,12 +66,12 @@ def app_settings(host, s) -> list[Finding]:
     return checks.django_findings(app, env, list(s.domains))
 
 
-def app_settings_step(host, s) -> None:
+def app_settings_step(host, s, release: str) -> None:
     """Before the new code migrates or serves: refuse settings that are unsafe or that point the app elsewhere than
     the tool looks (another database would be migrated and never backed up); note settings written in code."""
     if host.dry:
         return None
-    findings = app_settings(host, s)
+    findings = app_settings(host, s, release)
     for finding in findings:
         if finding.result == WARN:
             host.say(f"note: {finding.check}: {finding.saw}: {finding.fix}")
@@ -76,17 +83,11 @@ def app_settings_step(host, s) -> None:
     return None
 
 
-@task
-def deps(c):
-    """Install the backend's dependencies with uv (locked when uv.lock exists).
-
-    Install the Python project's dependencies with uv by absolute path: `uv sync --locked --no-dev` with a uv.lock,
-    else `uv sync --no-dev` (pyproject.toml) or `uv pip install -r requirements.txt`; then check the venv has
-    uvicorn where the unit looks for it.
-    """
-    s = settings_of(c)
-    host = host_of(c, s)
-    directory = plan.project_dir(s)
+def deps(host, s, release: str) -> Optional[str]:
+    """The release's own venv: `uv sync --locked --no-dev` with a uv.lock, else `uv sync --no-dev` (pyproject.toml)
+    or `uv pip install -r requirements.txt`, by uv's absolute path, bytecode compiled (the app may not write its
+    venv); then check the venv has uvicorn where the unit looks for it. uv's cache makes it mostly hard links."""
+    directory = plan.project_dir(s, release)
     where = f"qms.backend.python_project ({directory})" if s.backend.python_project else \
         f"qms.backend.dir ({directory}); set qms.backend.python_project to the folder that has it"
     project = plan.parse_python_project(host.probe(plan.python_project_command(directory)).stdout)
@@ -105,16 +106,17 @@ def deps(c):
     if not uv:
         host.say("uv is not on the server: installing it from PyPI")
         uv = install_uv(host)
-    result = host.run(f"cd {shlex.quote(directory)} && export UV_PYTHON_DOWNLOADS=never && "
-                      f"{plan.sync_command(project, uv)} 2>&1", warn=True, timeout=1800)
+    result = host.run(f"cd {shlex.quote(directory)} && export UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 && "
+                      f"{plan.sync_command(project, uv)} 2>&1 && python3 -m compileall -q -x '/\\.venv/' . >/dev/null",
+                      warn=True, timeout=1800)
     if result is None:
         return None
     if result.failed:
         tail = [line for line in result.stdout.splitlines() if line.strip()][-3:]
         raise UserError(f"[{host.name}] installing the dependencies failed in {directory}: "
                         f"{' | '.join(tail) or 'no output'}")
-    if not host.probe(f"test -x {shlex.quote(plan.venv_bin(s, 'uvicorn'))}").ok:
-        raise UserError(f"[{host.name}] {plan.venv_bin(s, 'uvicorn')} is missing: add uvicorn to your dependencies "
+    if not host.probe(f"test -x {shlex.quote(plan.venv_bin(s, 'uvicorn', release))}").ok:
+        raise UserError(f"[{host.name}] {plan.venv_bin(s, 'uvicorn', release)} is missing: add uvicorn to your dependencies "
                         "(uv add uvicorn, or a uvicorn line in requirements.txt), commit, and deploy again")
     if "uv.lock" not in project.files:
         host.say(f"note: no uv.lock in {directory}: each deploy resolves the dependencies anew; `uv lock` and a "
@@ -122,20 +124,25 @@ def deps(c):
     summary = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("Installed",
                                                                                               "Uninstalled",
                                                                                               "Audited"))]
-    host.say(f"dependencies in sync ({uv}): {'; '.join(summary) or 'nothing to do'}")
-    changed = [line for line in summary if not line.startswith("Audited")]
-    return "; ".join(changed) or None
+    host.say(f"dependencies of release {release} ({uv}): {'; '.join(summary) or 'nothing to do'}")
+    return "; ".join(line for line in summary if not line.startswith("Audited")) or None
 
 
 @task
-def migrate(c):
-    """Back up the database, then apply pending migrations.
+def deps_task(c):
+    """Re-install the served release's dependencies (a repair; deploy makes each release's venv).
 
-    Show the pending migrations, back up the database (online, integrity-checked), apply them.
+    Run uv for the served release's own venv again, as deploy did when it made the release: for a venv damaged by
+    hand. Normal updates go through deploy, which makes a new release.
     """
     s = settings_of(c)
     host = host_of(c, s)
-    pending = plan.pending_migrations(manage_run(host, s, "showmigrations --plan", read_only=True).stdout)
+    return deps(host, s, plan.CURRENT)
+
+
+def migrate(host, s, release: str) -> Optional[str]:
+    """Release `release`'s pending migrations, after an online, integrity-checked backup of the database."""
+    pending = plan.pending_migrations(manage_run(host, s, "showmigrations --plan", release, read_only=True).stdout)
     if not pending:
         host.say("no pending migrations")
         return None
@@ -143,7 +150,7 @@ def migrate(c):
     exists = host.probe(f"test -s {shlex.quote(plan.database_path(s))}", sudo=True).ok
     backup = create_backup(host, s, "pre-migrate").get("id", "") if exists else ""
     try:
-        if manage_run(host, s, "migrate --noinput") is None:
+        if manage_run(host, s, "migrate --noinput", release) is None:
             return None
     except UserError as failed:
         if backup:
@@ -156,20 +163,40 @@ def migrate(c):
     return listed(pending, "migrations applied") + (f", after backup {backup}" if backup else "")
 
 
-@task
-def collectstatic(c):
-    """Collect Django's static files (served by nginx).
+@task(name="migrate")
+def migrate_task(c):
+    """Back up the database, then apply pending migrations.
 
-    Collect Django's static files into STATIC_ROOT (served by nginx).
+    Show the served release's pending migrations, back up the database (online, integrity-checked), apply them.
     """
     s = settings_of(c)
     host = host_of(c, s)
-    result = manage_run(host, s, "collectstatic --noinput")
+    return migrate(host, s, plan.CURRENT)
+
+
+def collectstatic(host, s, release: str) -> Optional[str]:
+    """Django's static files into the release (served by nginx). The app's user writes them; the deploy user owns
+    them afterwards, so the running app cannot change what nginx serves."""
+    static, owner = shlex.quote(plan.static_root(s, release)), shlex.quote(s.user)
+    host.sudo(f"install -d -m 755 -o {shlex.quote(s.backend.app_user)} {static}")
+    result = manage_run(host, s, "collectstatic --noinput", release, writable=(plan.static_root(s, release),))
+    host.sudo(f"chown -R --no-dereference {owner}: {static} && chmod -R u=rwX,go=rX {static}")
     if result is None:
         return None
     last = (result.stdout.strip().splitlines() or ["collectstatic: done"])[-1]
     host.say(last)
-    return None if last.startswith("0 static files copied") else last
+    return last
+
+
+@task(name="collectstatic")
+def collectstatic_task(c):
+    """Collect the served release's static files again (a repair; deploy collects into each release).
+
+    Run collectstatic for the served release into its own STATIC_ROOT, as deploy did when it made the release.
+    """
+    s = settings_of(c)
+    host = host_of(c, s)
+    return collectstatic(host, s, plan.CURRENT)
 
 
 @task(positional=["command"], help={"command": "the manage.py command line, quoted: fab manage 'createsuperuser'"})
@@ -183,4 +210,5 @@ def manage(c, command):
     manage_run(host, s, command, hide=False)
 
 
-ns = Collection(deps, migrate, collectstatic, manage)
+ns = Collection(migrate_task, collectstatic_task, manage)
+ns.add_task(deps_task, name="deps")

@@ -22,7 +22,7 @@ from .core.local_files import read_text, write_text
 from .core.releases import human_size
 from .core.runtime import host_of, settings_of
 from .core.templates import render_template
-from .service import wait_healthy
+from .service import served_release, wait_healthy
 
 SUFFIX = ".sqlite3.gz"
 AGENT_ON_SERVER = "/usr/local/lib/qms-deploy/backup_agent.py"   # for the timer, which has no fab to send it
@@ -206,25 +206,31 @@ def restore(c, backup, from_="server"):
         send(host, s, chosen["path"], bid, chosen["sha256"])
     agent(host, s, "check", backup_dir(s), bid)   # checksum and integrity, before anything changes
     host.say(f"backup {bid} passes its checksum and integrity_check")
+    release = served_release(host, s)
+    name = plan.instance(s, release)
     if host.dry:
-        host.say(f"would stop {s.backend.unit}, save the current database, restore {bid}, start and check health")
+        host.say(f"would stop {name}, save the current database, restore {bid}, start and check health")
         return None
-    unit = shlex.quote(s.backend.unit)
-    saved = create_backup(host, s, "pre-restore", protect=bid)
+    unit = shlex.quote(name)
+    # stopped before the safety copy: nothing the app writes can fall between the copy and the restore
     host.sudo(f"systemctl stop {unit}.socket {unit}.service")
+    saved: dict = {}
     try:
+        saved = create_backup(host, s, "pre-restore", protect=bid)
         agent(host, s, "restore", plan.database_path(s), backup_dir(s), bid, sudo=True)
         host.sudo(f"systemctl start {unit}.socket {unit}.service")
-        wait_healthy(host, s, replaced=set())
+        wait_healthy(host, s, release, replaced=set())
     except UserError as failure:
-        if saved:
-            host.say(f"putting the previous database back ({saved['id']})")
-            host.sudo(f"systemctl stop {unit}.socket {unit}.service")
-            agent(host, s, "restore", plan.database_path(s), backup_dir(s), saved["id"], sudo=True)
-            host.sudo(f"systemctl start {unit}.socket {unit}.service")
+        try:
+            if saved:
+                host.say(f"putting the previous database back ({saved['id']})")
+                host.sudo(f"systemctl stop {unit}.socket {unit}.service")
+                agent(host, s, "restore", plan.database_path(s), backup_dir(s), saved["id"], sudo=True)
+        finally:   # whatever happened, the app serves again
+            host.sudo(f"systemctl start {unit}.socket {unit}.service", warn=True)
         raise UserError(f"[{host.name}] restore of {bid} failed and was undone: {failure.reason}") from None
     host.say(f"database restored from {bid} (the one it replaced is backup {saved.get('id', 'none')}); "
-             f"{s.backend.unit} is healthy")
+             f"{name} is healthy")
     return f"database from backup {bid}"
 
 

@@ -1,11 +1,14 @@
 """What setup, deploy and rollback share: running steps in order with timing and a summary, the local preflight
-(secrets, a clean tree, the commit on the remote the server pulls), the server's state before the switch, and
-putting that state back.
+(secrets, a clean tree, the commit on the remote the server pulls), the steps that make and verify a release, and
+putting back what was served.
 
-Every step is a task of its own (or a check); a step returns what it changed, None when nothing.
+A step returns what it changed, None when nothing. Until the switch, nothing a user reaches has changed (the
+database aside: migrations run before, after a backup); a failure then discards the new release. After it, a
+failure serves the previous release again.
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import posixpath
@@ -16,14 +19,13 @@ from typing import Optional
 
 from rich.table import Table
 
-from . import backend, build, git, release, remote, secrets_check, service
+from . import backend, build, envfile, git, release, secrets_check, service
 from .core import backend_plan as plan
 from .core import bundle
 from .core import deploy_records as records
 from .core.console import print_table
 from .core.errors import UserError
 from .core.local_files import local_git
-from .core.releases import paths as release_paths
 from .history import append
 from .lock import Lock
 from .smoke import smoke_check
@@ -46,9 +48,11 @@ class Run:
         started = time.monotonic()
         try:
             change = body(*args, **kwargs)
-        except UserError as failure:
-            self.outcome.steps.append(records.Step(name, time.monotonic() - started, failed=failure.reason))
-            self.outcome.failed_step, self.outcome.error = name, failure.reason
+        except BaseException as failure:   # Ctrl-C and a bug as well: the history says where it stopped
+            reason = failure.reason if isinstance(failure, UserError) else \
+                "interrupted" if isinstance(failure, KeyboardInterrupt) else f"{type(failure).__name__}: {failure}"
+            self.outcome.steps.append(records.Step(name, time.monotonic() - started, failed=reason))
+            self.outcome.failed_step, self.outcome.error = name, reason
             raise
         self.outcome.steps.append(records.Step(name, time.monotonic() - started, change))
         return change
@@ -157,8 +161,14 @@ def build_once(s, sha: str) -> Optional[str]:
 
 
 def server_state(host, s) -> dict:
-    """What the server serves now: the frontend release and the backend commit."""
-    return {"release": release.server_releases(host, s)["current"], "commit": git.head(host, s)}
+    """What the server serves now: the release `current` points at, and its backend commit."""
+    rid = release.served(host, s)
+    info = host.read(f"{s.app_root}/releases/{rid}/release.json") if rid else None
+    try:
+        commit = json.loads(info).get("commit", "") if info else ""
+    except ValueError:
+        commit = ""
+    return {"release": rid, "commit": commit}
 
 
 def last_migration(host, s) -> dict:
@@ -169,26 +179,48 @@ def last_migration(host, s) -> dict:
         return {}
 
 
-def migrate_step(c, host, s, run: Run) -> Optional[str]:
+def migrate_step(host, s, rid: str, run: Run) -> Optional[str]:
     """migrate, and the backup it took before, for the history (rollback --restore-db finds it there)."""
-    change = backend.migrate(c)
+    change = backend.migrate(host, s, rid)
     if change:
         run.outcome.backup = last_migration(host, s).get("backup", "")
     return change
 
 
-def restart_if_needed(c, host, s, run: Run) -> Optional[str]:
-    """Restart (or reload) only when the backend changed or is not running."""
-    if host.dry:   # a plan's steps change nothing, so nothing here says whether the backend would change
-        host.say("would reload or restart the backend if its commit, dependencies, .env or units change")
+def switch_step(host, s, rid: str) -> Optional[str]:
+    """Serve the new release: one rename moves frontend and backend together."""
+    if host.dry:
+        host.say(f"would switch {s.app_root}/current to release {rid}")
         return None
-    backend_steps = run.changed("env", "git-pull", "deps", "migrate", "collectstatic", "service")
-    if backend_steps == ["git-pull"] and not git.backend_changed(host, s):
-        backend_steps = []   # the new commits touched only the frontend
-    if not backend_steps and not service.needs_restart(host, s):
-        host.say("backend unchanged and running: no restart")
+    previous = release.switch(host, s, rid)
+    host.say(f"{s.app_root}/current: {previous or 'nothing'} -> {rid}")
+    return f"{previous or 'nothing'} -> {rid}"
+
+
+def retire_step(host, s, before: dict) -> Optional[str]:
+    """After the new release passed the smoke checks: stop the one it replaced (kept for rollback) and prune."""
+    previous = before.get("release")
+    if host.dry:
         return None
-    return service.restart(c, mode="auto")
+    if previous and previous != release.served(host, s):
+        service.stop(host, s, previous)
+    pruned = release.prune(host, s, protected=(previous,))
+    for rid in pruned:
+        service.stop(host, s, rid)
+    if pruned:
+        host.say(f"pruned release(s) {', '.join(pruned)} (qms.keep_releases: {s.keep_releases})")
+    return f"stopped {previous}" if previous else None
+
+
+def release_steps(host, s, sha: str, rid: str, run: Run) -> list:
+    """The steps that make release `rid` of commit `sha` complete and verified beside the served one (migrations
+    included), up to its start: what setup and deploy share."""
+    return [("env", envfile.write_env, host, s), ("git-pull", git.pull, host, s, None, sha),
+            ("release", release.new_release, host, s, rid, sha), ("deps", backend.deps, host, s, rid),
+            ("upload", release.upload_export, host, s, rid),
+            ("app-settings", backend.app_settings_step, host, s, rid), ("migrate", migrate_step, host, s, rid, run),
+            ("collectstatic", backend.collectstatic, host, s, rid), ("service", service.service_step, host, s, rid),
+            ("seal", release.seal, host, s, rid, sha)]
 
 
 def smoke_step(host, s) -> None:
@@ -196,50 +228,67 @@ def smoke_step(host, s) -> None:
         smoke_check(host, s, strict=True)
 
 
-def put_back(c, host, s, before: dict) -> Optional[str]:
-    """Serve `before` again: its frontend release, its backend commit and dependencies, restarted and checked.
-    The database is left as it is. Returns what was put back."""
-    done = []
-    now = server_state(host, s)
-    if before.get("release") and before["release"] != now["release"]:
-        root, out = release_paths(s.app_root, s.frontend.dir, s.frontend.out)
-        answer = remote.parse_answer(host.run(remote.command("release_agent", "switch", root, out, before["release"]),
-                                              warn=True).stdout)
-        if "error" in answer:
-            raise UserError(f"[{host.name}] cannot serve release {before['release']} again: {answer['error']}")
-        done.append(f"frontend release {before['release']}")
-    if before.get("commit") and before["commit"] != now["commit"]:
-        host.run(git.git(s, f"reset -q --keep {before['commit']}"))
-        backend.deps(c)
-        service.restart(c, mode="restart")
-        done.append(f"backend commit {before['commit'][:7]}")
+def put_back(host, s, before: dict, new: Optional[str] = None) -> Optional[str]:
+    """Serve `before`'s release again: started (no git, no uv, no network), checked on its own socket, switched to,
+    and the release that replaced it (`new`, or the one served now) stopped. The database is left as it is.
+    Returns what was put back."""
+    wanted, now = before.get("release"), release.served(host, s)
+    if not wanted or wanted == now:
+        if new and new != now:
+            service.stop(host, s, new)
+        return None
+    if host.dry:
+        host.say(f"would start release {wanted}, switch to it and stop {now}")
+        return None
+    service.start(host, s, wanted)
+    release.switch(host, s, wanted)
+    if now:
+        service.stop(host, s, now)
     smoke_check(host, s, strict=True)
-    return ", ".join(done) or None
+    return f"release {wanted}"
 
 
-def run_chain(run: Run, steps, switch_at: str, before: dict) -> None:
-    """Run (name, body, args...) steps; when one fails at or after `switch_at` (the first step that changes what
-    is served), put `before` back. Always leaves a history entry and a released lock."""
+def discard(host, s, rid: str) -> None:
+    """A release that never served: its instance stopped, its directory removed."""
+    service.stop(host, s, rid)
+    release.agent(host, s, "discard", rid, sudo=True)
+
+
+def run_chain(run: Run, steps, switch_at: str, before: dict, new: Optional[str] = None) -> None:
+    """Run (name, body, args...) steps. When one fails or is interrupted before `switch_at` (the step that changes
+    what is served), discard the new release `new`; at or after it, serve `before` again. Always leaves a history
+    entry and a released lock."""
     host = run.host
     switched = False
     try:
         for name, body, *args in steps:
             switched = switched or name == switch_at
             run.step(name, body, *args)
-    except UserError as failure:
-        if not switched or host.dry:
+    except BaseException as failure:
+        interrupted = not isinstance(failure, (UserError, Exception))
+        reason = failure.reason if isinstance(failure, UserError) else run.outcome.error or str(failure)
+        if host.dry:
             run.finish("failed")
             raise
-        if run.outcome.failed_step != "restart":   # restart shows the journal itself
-            print(service.journal_tail(host, run.s, 20), end="")
-        host.say(f"{run.outcome.failed_step} failed: putting back what was served before")
+        if not switched:
+            with contextlib.suppress(Exception):   # what it half-made must not outlive the run
+                if new:
+                    discard(host, run.s, new)
+            run.finish("interrupted" if interrupted else "failed")
+            raise
+        print(service.journal_tail(host, run.s, new or "*", 20), end="")
+        host.say(f"{run.outcome.failed_step} {'was interrupted' if interrupted else 'failed'}: putting back what was "
+                 "served before")
         try:
-            restored = put_back(run.c, host, run.s, before)
-        except UserError as second:
+            restored = put_back(host, run.s, before, new)
+        except Exception as second:
             run.finish("failed")
-            raise UserError(f"{failure.reason}; putting back failed too: {second.reason}; check the site (fab history, "
-                            "fab smoke)") from None
+            why = second.reason if isinstance(second, UserError) else f"{type(second).__name__}: {second}"
+            raise UserError(f"{reason}; putting back failed too: {why}; check the site (fab history, fab smoke)") \
+                from None
         run.finish("rolled back")
-        raise UserError(f"{failure.reason}; " + (f"put back {restored}" if restored else "nothing had changed")
+        if interrupted:
+            raise
+        raise UserError(f"{reason}; " + (f"put back {restored}" if restored else "nothing had changed")
                         + ": the site serves what it served before") from None
     run.finish("planned" if host.dry else "ok")

@@ -1,9 +1,11 @@
 """The daily update and its undo (guide: "daily update", done there with a .bat, a .sh and a server script).
 
-`deploy`: preflight (secrets, a clean tree, the commit on the remote, the server, the lock), then build, env,
-upload, git-pull, deps, migrate (backup first), collectstatic, service, restart, nginx-reload and the smoke
-checks, a history entry and a summary. When a step fails after the frontend switched, the server is put back on
-what it served before, by itself. `--plan` (or fab --dry) changes nothing and shows every step's plan.
+`deploy`: preflight (secrets, a clean tree, the commit on the remote, the server, the lock), then build, and a new
+release made beside the served one (env, git-pull, release, deps, upload, app-settings, migrate after a backup,
+collectstatic, service, seal), started and checked on its own socket, switched to with one rename, nginx-reload,
+smoke checks, the old release stopped; a history entry and a summary. A failure before the switch discards the new
+release; after it, the previous release serves again, by itself. `--plan` (or fab --dry) changes nothing and
+shows every step's plan. `rollback` serves a kept release again: no git, no uv, no network.
 
 Several hosts (`fab -H a,b deploy`) are deployed one after another with one build. When a host fails, it is
 put back, and so is every host this run had already switched: the set never stays half on the new version.
@@ -11,13 +13,15 @@ put back, and so is every host this run had already switched: the set never stay
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timezone
 
 from invoke import Collection, task
 
-from . import backend, backups, envfile, git, nginx, release, secrets_check, service
-from .chain import Run, build_once, local_commit, migrate_step, put_back, required_secrets, restart_if_needed, \
-    run_chain, server_state, smoke_step
+from . import backups, nginx, release, secrets_check, service
+from .chain import Run, build_once, local_commit, put_back, release_steps, required_secrets, retire_step, run_chain, \
+    server_state, smoke_step, switch_step
 from .core import deploy_records as records
+from .core.releases import release_id
 from .core.errors import UserError
 from .core.local_files import local_git
 from .core.runtime import host_of, settings_of
@@ -29,9 +33,8 @@ from .lock import take
 _switched: list = []
 
 
-def show_commits(s, host, sha: str) -> None:
+def show_commits(s, host, previous: str, sha: str) -> None:
     """Under a plan: the commits the server would get, and the migrations among their files."""
-    previous = git.head(host, s)
     repo = secrets_check.repo_of(s, None)
     if not previous or previous == sha:
         host.say(f"backend: {'already at' if previous else 'first clone of'} {sha[:7]}")
@@ -53,7 +56,7 @@ def put_back_earlier_hosts() -> list[str]:
         run = Run(c, host, s, "rollback")
         try:
             run.lock = take(host, s, "rollback")
-            run.step("put back", put_back, c, host, s, before)
+            run.step("put back", put_back, host, s, before)
             run.finish("ok")
             notes.append(f"{host.name} put back")
         except UserError as failure:
@@ -89,53 +92,73 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
     required_secrets(s)
     sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
-    if host.stat(f"{s.app_root}/.deploy") is None:
-        raise UserError(f"[{host.name}] {s.app_root} is not set up: run setup first")
-    run = Run(c, host, s, "deploy")
-    run.lock = take(host, s, "deploy", wait)
+    if host.stat(f"{s.app_root}/.deploy") is None or not release.served(host, s):
+        raise UserError(f"[{host.name}] {s.app_root} serves no release: run setup first")
+    ship(c, host, s, sha, "deploy", wait, build=True)
+
+
+def ship(c, host, s, sha: str, action: str, wait: float = 0, build: bool = False) -> None:
+    """A new release of commit `sha` with the local export, verified beside the served one, then switched to."""
+    run = Run(c, host, s, action)
+    run.lock = take(host, s, action, wait)
     before = server_state(host, s)
     run.outcome.before = before
     if host.dry:
-        show_commits(s, host, sha)
-    steps = [("build", build_once, s, sha), ("env", envfile.env, c), ("upload", release.upload, c),
-             ("git-pull", git.git_pull, c, None, sha), ("deps", backend.deps, c),
-             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run),
-             ("collectstatic", backend.collectstatic, c),
-             ("service", service.service, c), ("restart", restart_if_needed, c, host, s, run),
-             ("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s)]
-    run_chain(run, steps, switch_at="upload", before=before)
+        show_commits(s, host, before["commit"], sha)
+    rid = release_id(datetime.now(timezone.utc), sha, False)
+    steps = ([("build", build_once, s, sha)] if build else []) + release_steps(host, s, sha, rid, run) + [
+        ("start", service.start, host, s, rid), ("switch", switch_step, host, s, rid),
+        ("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s),
+        ("retire", retire_step, host, s, before)]
+    run_chain(run, steps, switch_at="switch", before=before, new=rid)
     if not host.dry:
         _switched.append((c, host, s, before))
 
 
-@task(help={"to": "a deploy id or frontend release id from `history` (default: the deploy before the current one)",
+@task
+def upload(c):
+    """Ship the built export as a new release of the served backend commit.
+
+    Send the local export (built by `build`, only the files the served release lacks) into a new release that keeps
+    the served backend commit; the release is verified and switched to as a deploy's is.
+    """
+    s = settings_of(c)
+    host = host_of(c, s)
+    served = server_state(host, s)
+    if not served["commit"]:
+        raise UserError(f"[{host.name}] {s.app_root} serves no release: run setup first")
+    release.checked_export(s)
+    ship(c, host, s, served["commit"], "upload")
+
+
+@task(help={"to": "a release id from `releases`, or a run id from `history` (default: the release before the served "
+                  "one)",
             "restore_db": "also restore the database backup taken before the migrations that came after it "
                           "(data written since is lost)"})
 def rollback(c, to=None, restore_db=False):
-    """Go back to an earlier deploy (frontend and backend).
+    """Serve an earlier release again (frontend and backend), offline.
 
-    Serve an earlier deploy again (its frontend release, backend commit, dependencies), restarted and checked. The
-    database stays as it is unless --restore-db.
+    Serve a kept release again: its backend started beside the served one and checked, then one switch; no git, no
+    uv, no network. The database stays as it is unless --restore-db.
     """
     s = settings_of(c)
     host = host_of(c, s)
     entries = read_history(host, s)
-    current, target = records.rollback_target(entries, to)
+    target = records.rollback_target(release.server_releases(host, s)["releases"], to, entries)
     backup = records.backup_before(entries, target) if restore_db else ""
     if restore_db and not backup:
-        raise UserError(f"no migrations ran since {target['id']}, so there is no backup to restore: roll back "
-                        "without --restore-db")
+        raise UserError(f"no migrations ran since release {target} served, so there is no backup to restore: roll "
+                        "back without --restore-db")
     run = Run(c, host, s, "rollback")
     run.lock = take(host, s, "rollback")
     run.outcome.before = server_state(host, s)
-    wanted = target["after"]
-    host.say(f"rolling back to {target['id']}: release {wanted.get('release')}, commit "
-             f"{records.short(wanted.get('commit'))} (from {current['id']})")
+    host.say(f"rolling back to release {target} (from {run.outcome.before['release']})")
     if host.dry:
-        host.say("would put back that release and commit" + (f", and restore backup {backup}" if backup else ""))
+        host.say("would start that release, switch to it and stop the served one"
+                 + (f", and restore backup {backup}" if backup else ""))
         run.finish("planned")
         return
-    steps = [("put back", put_back, c, host, s, wanted)]
+    steps = [("put back", put_back, host, s, {"release": target})]
     if backup:
         host.say(f"warning: restoring the database to backup {backup}: what was written since is lost (the current "
                  "database is backed up first)")
@@ -144,4 +167,4 @@ def rollback(c, to=None, restore_db=False):
     run_chain(run, steps, switch_at="put back", before=run.outcome.before)
 
 
-ns = Collection(deploy, rollback)
+ns = Collection(deploy, upload, rollback)

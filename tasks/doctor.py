@@ -4,12 +4,11 @@ the local repository's secrets. Each check says what it saw and what fixes it (g
 from __future__ import annotations
 
 import json
-import posixpath
 import shlex
 
 from invoke import Collection, task
 
-from . import backend, build, git, lock, perms, secrets_check, tls
+from . import backend, build, git, lock, perms, release, secrets_check, tls
 from .core import backend_plan as plan
 from .core import bundle, checks, facts
 from .core.browser_report import api_calls, no_api_note
@@ -24,11 +23,14 @@ from .smoke import probe_site
 
 
 def backend_checks(host, s) -> list[Finding]:
-    return (checks.parse_unit(host.probe(checks.unit_command(s.backend.unit), sudo=True).stdout, s.backend.unit)
+    served = release.served(host, s)
+    unit = plan.instance(s, served) if served else None
+    return ((checks.parse_unit(host.probe(checks.unit_command(unit), sudo=True).stdout, unit) if unit else
+             [Finding("served release", FAIL, f"{plan.release_dir(s)} is missing: no release is served", "fab setup")])
             + [checks.parse_active(host.probe(checks.active_command("nginx")).stdout, "nginx",
                                    "sudo systemctl start nginx (fab logs --which nginx says why it stopped)")]
             + checks.port_findings(checks.parse_listeners(host.probe(checks.LISTEN_COMMAND, sudo=True).stdout),
-                                   s.backend.port, tls_expected=bool(s.tls.email)))
+                                   tls_expected=bool(s.tls.email)))
 
 
 def nginx_checks(host, s) -> list[Finding]:
@@ -64,12 +66,13 @@ def django_checks(host, s) -> list[Finding]:
         deploy = host.probe(plan.manage_command(s, "check --deploy"), sudo=True)
         findings.append(checks.check_deploy_finding(deploy.stdout + deploy.stderr, deploy.failed))
     domain = s.domains[0] if s.domains else "localhost"
-    outside = host.probe(checks.outside_probe_command(s.backend.port, domain, s.backend.api_prefix, health_url(s)))
+    socket = plan.socket_path(s, release.served(host, s) or "none")
+    outside = host.probe(checks.outside_probe_command(socket, domain, s.backend.api_prefix, health_url(s)), sudo=True)
     return findings + checks.outside_findings(facts.parse_key_values(outside.stdout))
 
 
 def bundle_checks(host, s) -> list[Finding]:
-    out = posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)
+    out = plan.export_dir(s)
     api = build.api_url_of(s)
     answer = json.loads(host.probe(checks.bundle_command(out, bundle.BAD_API.pattern.decode(), api),
                                    sudo=True).stdout or "{}")

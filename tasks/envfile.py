@@ -14,8 +14,12 @@ def env(c, diff=False):
     Write the server's .env (mode 0600) from the settings and the secrets file; origins follow the domains.
     """
     s = settings_of(c)
+    return write_env(host_of(c, s), s, diff)
+
+
+def write_env(host, s, diff: bool = False):
+    """The server's shared .env, written only when it differs; what changed by key name."""
     text = plan.render_env(s)
-    host = host_of(c, s)
     changes = plan.env_changes((host.read(plan.env_file(s)) or b"").decode(errors="replace"), text)
     for key, change in changes:
         host.say(f"{change:8} {key}")
@@ -26,7 +30,7 @@ def env(c, diff=False):
     # no textual diff: it would show values; the key list above says what changes
     changed = host.put(plan.env_file(s), text, 0o600, s.user, show_diff=False)
     host.say(f"{plan.env_file(s)} {'written' if changed else 'unchanged'} ({len(text.splitlines()) - 1} keys)"
-             f"{': run restart so the backend reads it' if changed else ''}")
+             f"{': the next release reads it (or fab restart)' if changed else ''}")
     return listed([key for key, _ in changes], ".env keys") if changes else ".env mode" if changed else None
 
 

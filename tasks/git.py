@@ -1,12 +1,10 @@
 """The server's clone (guide section 5, daily update: `git pull` by hand on the server).
 
-Fast-forward only, and never over local edits: a dirty tree or diverged history is refused with what is there and
-how to proceed. Previous and new commit are recorded in .deploy/git.json for rollback.
+The clone is where releases come from (git archive of the deployed commit), never what runs. Fast-forward only,
+and never over local edits: a dirty tree or diverged history is refused with what is there and how to proceed.
 """
-import json
 import posixpath
 import shlex
-from datetime import datetime, timezone
 
 from invoke import Collection, task
 
@@ -31,10 +29,15 @@ def git_pull(c, ref=None, commit=None):
     """Fast-forward the server's clone; refuse local edits.
 
     Fetch and fast-forward the server's clone (cloning it the first time); refuse local edits or diverged history.
+    The clone never runs: deploy makes a release from it.
     """
     s = settings_of(c)
+    return pull(host_of(c, s), s, ref, commit)
+
+
+def pull(host, s, ref=None, commit=None):
+    """The clone at `commit` (default: the tip of `ref`, default qms.branch), fast-forward only."""
     repo = s.require("repo", "git-pull")
-    host = host_of(c, s)
     target = ref or s.branch
     if not host.probe(f"test -d {shlex.quote(posixpath.join(s.app_root, '.git'))}").ok:
         host.ensure_dir(s.app_root, 0o755)
@@ -95,27 +98,9 @@ def git_pull(c, ref=None, commit=None):
     if moved.failed:
         raise UserError(f"[{host.name}] git could not move to {new[:7]}: "
                         f"{(moved.stderr.strip().splitlines() or ['no output'])[-1]}")
-    record = {"previous": previous, "new": new, "ref": target, "at": datetime.now(timezone.utc).isoformat()}
-    host.put(posixpath.join(s.app_root, ".deploy", "git.json"), json.dumps(record) + "\n", 0o640, show_diff=False)
     count = host.probe(git(s, f"rev-list --count {previous}..{new}")).stdout.strip() if previous else "all"
     host.say(f"{previous[:7] or 'empty'} -> {new[:7]} ({count} commits from {target})")
     return f"commit {previous[:7] or 'none'} -> {new[:7]}"
-
-
-def backend_changed(host, s) -> bool:
-    """Whether the last pull changed what the backend runs: manage.py's folder or the Python project's files (a
-    commit that only touched the frontend needs no restart). True when the pull is not on record."""
-    try:
-        record = json.loads(host.read(posixpath.join(s.app_root, ".deploy", "git.json")) or b"{}")
-    except ValueError:
-        return True
-    if not record.get("previous") or not record.get("new"):
-        return True
-    project = s.backend.python_project or s.backend.dir
-    paths = [s.backend.dir] + [posixpath.normpath(posixpath.join(project, name))
-                               for name in ("pyproject.toml", "uv.lock", "requirements.txt")]
-    return not host.probe(git(s, f"diff --quiet {record['previous']} {record['new']} -- "
-                                 + " ".join(map(shlex.quote, paths)))).ok
 
 
 ns = Collection(git_pull)

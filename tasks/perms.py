@@ -10,23 +10,30 @@ import shlex
 
 from invoke import Collection, task
 
+from .core import backend_plan as plan
 from .core import facts
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 
 
 def served_trees(s) -> list[str]:
-    """The trees nginx serves: the frontend export and Django's collected static files."""
-    return [posixpath.join(s.app_root, s.frontend.dir, s.frontend.out),
-            posixpath.join(s.app_root, s.backend.dir, s.backend.static_dir)]
+    """The trees nginx serves, in the served release: the frontend export and Django's collected static files."""
+    return [plan.export_dir(s), plan.static_root(s)]
+
+
+def inside_releases(s, real: str) -> bool:
+    """A served tree's real path must stay in the releases: one that leads elsewhere (a link to /etc) is never
+    followed, read or changed."""
+    return real.startswith(plan.releases_dir(s) + "/")
 
 
 def inspect(host, s) -> tuple[dict, list[str], list[str]]:
-    """({served tree: its real path, or None when missing}, directories nginx cannot traverse, entries with
-    wrong modes)."""
+    """({served tree: its real path, or None when missing or leading out of the releases}, directories nginx cannot
+    traverse (those above the app root too: the app's user needs them as well), entries with wrong modes)."""
     trees = {tree: host.probe(f"readlink -e {shlex.quote(tree)}").stdout.strip() or None for tree in served_trees(s)}
+    trees = {tree: real if real and inside_releases(s, real) else None for tree, real in trees.items()}
     real = [path for path in trees.values() if path]
-    parents = sorted({d for path in real for d in facts.ancestors(path)[:-1]}, key=len)
+    parents = sorted({d for path in real + [s.app_root] for d in facts.ancestors(path)[:-1]} | {s.app_root}, key=len)
     blocked = facts.untraversable(host.probe(facts.traverse_command(s.nginx.user, parents)).stdout, s.nginx.user)
     wrong = [line for path in real for line in host.probe(facts.bad_modes_command(path), sudo=True).stdout.splitlines()]
     return trees, blocked, wrong
@@ -36,7 +43,7 @@ def verify(host, s) -> list[str]:
     """What nginx still cannot do: read the index and a hashed asset as its user, serve our index over HTTP."""
     out = served_trees(s)[0]
     index = posixpath.join(out, "index.html")
-    asset = host.probe(f"find -L {shlex.quote(out)}/_next/static -type f -name '*.js' | head -n 1").stdout.strip()
+    asset = host.probe(f"find {shlex.quote(out)}/_next/static/ -type f -name '*.js' | head -n 1").stdout.strip()
     reads = [("-r", index)] + ([("-r", asset)] if asset else [])
     problems = [f"{s.nginx.user} cannot read {path}" for _, path in
                 facts.parse_access(host.probe(facts.access_command(s.nginx.user, reads), sudo=True).stdout)]
@@ -79,9 +86,9 @@ def fix_perms(c, check=False):
         return
     if blocked:
         host.sudo(" && ".join(f"chmod o+x -- {shlex.quote(d)}" for d in blocked))
-    if wrong:
-        host.sudo(" && ".join(f"find -L {shlex.quote(real)} -type d ! -perm 0755 -exec chmod 0755 {{}} + && "
-                              f"find -L {shlex.quote(real)} -type f ! -perm 0644 -exec chmod 0644 {{}} +"
+    if wrong:   # find without -L and chmod of what find saw: a symbolic link inside is never followed
+        host.sudo(" && ".join(f"find {shlex.quote(real)} -type d ! -perm 0755 -exec chmod 0755 {{}} + && "
+                              f"find {shlex.quote(real)} -type f ! -perm 0644 -exec chmod 0644 {{}} +"
                               for real in trees.values() if real))
     if host.dry:
         host.say("would change the modes above" if blocked or wrong else "nothing to change")

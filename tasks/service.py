@@ -1,12 +1,14 @@
-"""The backend's systemd units, restarts without downtime, and logs (guide section 5: `status=203/EXEC` because
-the unit ran `uv` from ~/.local/bin; troubleshooting: journal and nginx logs).
+"""The backend's systemd units, one instance per release, started and verified before it serves (guide section 5:
+`status=203/EXEC` because the unit ran `uv` from ~/.local/bin; troubleshooting: journal and nginx logs).
 
-Socket activation keeps the port open in systemd while uvicorn restarts: requests wait in the socket's queue
-instead of failing. When only code changed, a reload (SIGHUP) replaces the workers one by one.
+Each release runs as its own instance, unit@<release id>, on its own socket: a new release starts beside the
+served one and must answer its health endpoint before `current` switches to it. Socket activation keeps the socket
+open in systemd while uvicorn restarts: requests wait in its queue instead of failing.
 """
 import posixpath
 import shlex
 import time
+from typing import Optional
 
 from invoke import Collection, task
 
@@ -16,14 +18,15 @@ from .core.runtime import host_of, settings_of
 from .core.smoke import health_url
 
 
-def install_units(host, s) -> bool:
-    """Render, check on the server (ExecStart, systemd-analyze verify), install; daemon-reload only on change."""
+def install_units(host, s, release: str) -> bool:
+    """Render the template units, check them on the server against release `release` (ExecStart, systemd-analyze
+    verify), install; daemon-reload only on change."""
     units = plan.render_units(s)
-    program = plan.exec_start_program(units["service"])
+    program = plan.exec_start_program(units["service"]).replace("%i", release)
     executable = host.probe(f"test -x {shlex.quote(program)}").ok
-    problem = plan.exec_start_problem(units["service"], executable)
+    problem = plan.exec_start_problem(units["service"].replace("%i", release), executable)
     if problem:
-        raise UserError(f"[{host.name}] refusing to install {s.backend.unit}.service: {problem}")
+        raise UserError(f"[{host.name}] refusing to install {s.backend.unit}@.service: {problem}")
     paths = plan.unit_paths(s)
     if not host.dry:
         staging = host.run("mktemp -d /tmp/qms-units.XXXXXXXX").stdout.strip()
@@ -31,9 +34,10 @@ def install_units(host, s) -> bool:
             for kind, text in units.items():
                 host.put(posixpath.join(staging, posixpath.basename(paths[kind])), text, 0o644, s.user,
                          show_diff=False, quiet=True)
-            checked = host.probe("systemd-analyze verify " + " ".join(
-                shlex.quote(posixpath.join(staging, posixpath.basename(paths[k]))) for k in ("socket", "service"))
-                + " 2>&1")
+            instances = [posixpath.join(staging, f"{plan.instance(s, release)}.{k}") for k in ("socket", "service")]
+            checked = host.probe(" && ".join(f"ln -s {shlex.quote(posixpath.join(staging, posixpath.basename(paths[k])))}"
+                                             f" {shlex.quote(i)}" for k, i in zip(("socket", "service"), instances))
+                                 + " && systemd-analyze verify " + " ".join(map(shlex.quote, instances)) + " 2>&1")
         finally:
             host.run(f"rm -rf -- {shlex.quote(staging)}")
         if checked.failed or checked.stdout.strip():
@@ -42,71 +46,63 @@ def install_units(host, s) -> bool:
     changed = [host.put(paths[kind], text, 0o644, "root", show_diff=True) for kind, text in units.items()]
     if any(changed):
         host.sudo("systemctl daemon-reload")
-    host.sudo(f"systemctl enable -q {shlex.quote(s.backend.unit)}.socket {shlex.quote(s.backend.unit)}.service "
-              f"&& systemctl start {shlex.quote(s.backend.unit)}.socket")
     return any(changed)
+
+
+def service_step(host, s, release: str) -> Optional[str]:
+    return "systemd units" if install_units(host, s, release) else None
 
 
 @task
 def service(c):
-    """Install the backend's systemd units, checked on the server.
+    """Install the backend's systemd template units, checked on the server.
 
-    Render the backend's systemd units (absolute paths, hardening), verify them on the server, install them.
+    Render the backend's systemd template units (one instance per release: absolute paths, the app's own user,
+    hardening), verify them on the server against the served release, install them.
     """
     s = settings_of(c)
     host = host_of(c, s)
-    changed = install_units(host, s)
-    host.say(f"{s.backend.unit} units {'installed' if changed else 'unchanged'}"
-             f"{': run restart to start it' if changed else ''}")
+    changed = install_units(host, s, served_release(host, s))
+    host.say(f"{s.backend.unit}@.service {'installed' if changed else 'unchanged'}"
+             f"{': run restart so the served release runs under it' if changed else ''}")
     return "systemd units" if changed else None
 
 
-def needs_restart(host, s) -> str:
-    """'' when a reload is enough (only code changed), else why a full restart is needed."""
-    unit = shlex.quote(s.backend.unit)
-    state = host.probe(f"systemctl show -p ActiveState -p ActiveEnterTimestamp --value {unit}.service").stdout.split("\n")
-    if not state or state[0].strip() != "active":
-        return "it is not running"
-    started = host.probe(f"date -d {shlex.quote(state[1].strip())} +%s").stdout.strip()
-    newer = host.probe(" ; ".join(
-        f"[ $(stat -c %Y {shlex.quote(p)} 2>/dev/null || echo 0) -gt {started or 0} ] && echo {shlex.quote(p)}"
-        for p in (*plan.unit_paths(s).values(), plan.env_file(s), posixpath.join(plan.project_dir(s), "uv.lock"),
-                  plan.venv_bin(s, "python")))).stdout.split()
-    return f"{', '.join(newer)} changed since it started" if newer else ""
+def served_release(host, s) -> str:
+    target = host.probe(f"readlink {shlex.quote(plan.release_dir(s))}").stdout.strip()
+    if not target:
+        raise UserError(f"[{host.name}] no release is served yet ({plan.release_dir(s)} is missing): run setup")
+    return target.rstrip("/").rsplit("/", 1)[-1]
 
 
-def journal_tail(host, s, lines: int = 50) -> str:
-    return host.probe(f"journalctl -u {shlex.quote(s.backend.unit)}.service -n {lines} --no-pager -o cat",
+def journal_tail(host, s, release: str = "*", lines: int = 50) -> str:
+    return host.probe(f"journalctl -u {shlex.quote(plan.instance(s, release))}.service -n {lines} --no-pager -o cat",
                       sudo=True).stdout
 
 
-def health(host, s) -> list[str]:
-    """Problems with the health endpoint answered directly by uvicorn and through nginx (on the server)."""
+def health(host, s, release: str) -> list[str]:
+    """Problems with the health endpoint of release `release`, answered through its own socket."""
     path = health_url(s)
-    domain = (s.domains or ["localhost"])[0]
-    checks = {
-        "directly": f"curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                    f"-H 'Host: 127.0.0.1' http://127.0.0.1:{s.backend.port}{path}",
-        "through nginx": f"curl -s -k -L --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                         f"--resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1 http://{domain}{path}",
-    }
-    return [f"{path} {how} answers {code or 'nothing'}" for how, command in checks.items()
-            if (code := host.probe(command).stdout.strip()) != "200"]
+    code = host.probe(f"curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
+                      f"--unix-socket {shlex.quote(plan.socket_path(s, release))} -H 'Host: 127.0.0.1' "
+                      f"{shlex.quote('http://127.0.0.1' + path)}", sudo=True).stdout.strip()
+    return [] if code == "200" else [f"{path} answers {code if code not in ('', '000') else 'nothing'}"]
 
 
-def workers(host, s) -> set[str]:
+def workers(host, s, release: str) -> set[str]:
     """PIDs of uvicorn's worker processes (children of the main process started by multiprocessing)."""
-    main = host.probe(f"systemctl show -p MainPID --value {shlex.quote(s.backend.unit)}.service").stdout.strip()
+    main = host.probe(f"systemctl show -p MainPID --value {shlex.quote(plan.instance(s, release))}.service"
+                      ).stdout.strip()
     return set(host.probe(f"pgrep -P {main or 0} -f multiprocessing-fork").stdout.split()) if main != "0" else set()
 
 
 SETTLED_CHECKS = 4   # a stable set of workers answering an error this many times in a row has failed
 
 
-def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
+def wait_healthy(host, s, release: str, replaced: set, timeout: float = 30.0) -> None:
     """Healthy means: active, none of the `replaced` workers left, the same workers on two checks in a row (a
-    worker that cannot import the app is restarted over and over), and /api/health/ answering."""
-    unit = shlex.quote(s.backend.unit)
+    worker that cannot import the app is restarted over and over), and the health endpoint answering 200."""
+    unit = shlex.quote(plan.instance(s, release))
     deadline = time.monotonic() + timeout
     problems, last, wrong_answers = ["not checked"], None, 0
     while time.monotonic() < deadline:
@@ -114,13 +110,13 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
         if active == "failed":
             problems = ["the service failed"]
             break
-        now = workers(host, s)
+        now = workers(host, s, release)
         if active != "active":
             problems = [f"the service is {active}"]
         elif not now or now & replaced or now != last:
             problems = ["its workers are not up (yet)"]
         else:
-            problems = health(host, s)
+            problems = health(host, s, release)
             if not problems:
                 return
             # Settled workers answering an HTTP error will not get better by waiting: stop after a few checks.
@@ -129,40 +125,64 @@ def wait_healthy(host, s, replaced: set, timeout: float = 30.0) -> None:
                 break
         last = now
         time.sleep(0.5)
-    print(journal_tail(host, s), end="")
+    print(journal_tail(host, s, release), end="")
     if problems[0].endswith(" 404"):   # the app runs but has nothing there: the setting, not the app, is wrong
-        raise UserError(f"[{host.name}] {s.backend.unit} runs but {problems[0]}: set qms.smoke.health_path to the "
+        raise UserError(f"[{host.name}] release {release} runs but {problems[0]}: set qms.smoke.health_path to the "
                         f"app's health endpoint inside {s.backend.api_prefix}, or add one (README: Prepare your app)")
-    raise UserError(f"[{host.name}] {s.backend.unit} is not healthy: {problems[0]} (its journal is above)")
+    raise UserError(f"[{host.name}] release {release} is not healthy: {problems[0]} (its journal is above)")
 
 
-@task(help={"mode": "auto (reload when only code changed, else restart), reload, or restart"})
-def restart(c, mode="auto"):
-    """Restart or reload the backend without dropping requests.
+def start(host, s, release: str) -> Optional[str]:
+    """Start release `release` beside the served one, on its own socket, enabled for boot; healthy or refused."""
+    unit = shlex.quote(plan.instance(s, release))
+    if host.dry:
+        host.say(f"would start {plan.instance(s, release)} and wait for {health_url(s)} on its socket")
+        return None
+    started = time.monotonic()
+    before = workers(host, s, release)
+    host.sudo(f"systemctl enable -q {unit}.socket {unit}.service && systemctl start {unit}.socket && "
+              f"systemctl restart {unit}.service")
+    try:
+        wait_healthy(host, s, release, replaced=before)
+    except UserError:
+        stop(host, s, release)
+        raise
+    host.say(f"{plan.instance(s, release)} healthy in {time.monotonic() - started:.1f} s ({health_url(s)} answers "
+             "on its socket)")
+    return f"started {plan.instance(s, release)}"
 
-    Restart the backend without dropping requests (or reload it gracefully), then wait for its health endpoint.
+
+def stop(host, s, release: Optional[str]) -> None:
+    """Stop and disable a release's instance (after the switch away from it: requests in flight finish)."""
+    if release:
+        unit = shlex.quote(plan.instance(s, release))
+        host.sudo(f"systemctl disable -q --now {unit}.service {unit}.socket", warn=True)
+
+
+@task(help={"mode": "reload (workers replaced one by one: code or settings of the app changed) or restart"})
+def restart(c, mode="restart"):
+    """Restart or reload the served release's backend without dropping requests.
+
+    Restart the served release's backend (requests wait in its socket meanwhile) or reload it gracefully, then
+    wait for its health endpoint. Needed after `env` changed the .env; deploy and rollback start releases themselves.
     """
     s = settings_of(c)
-    if mode not in ("auto", "reload", "restart"):
-        raise UserError(f"--mode must be auto, reload or restart, not {mode!r}")
+    if mode not in ("reload", "restart"):
+        raise UserError(f"--mode must be reload or restart, not {mode!r}")
     host = host_of(c, s)
-    unit = shlex.quote(s.backend.unit)
-    if mode == "auto":
-        reason = needs_restart(host, s)
-        mode = "restart" if reason else "reload"
-        host.say(f"restart: {reason}" if reason else "reload: only code changed")
+    release = served_release(host, s)
+    unit = shlex.quote(plan.instance(s, release))
     started = time.monotonic()
-    before = workers(host, s)
+    before = workers(host, s, release)
     host.sudo(f"systemctl start {unit}.socket && systemctl {mode} {unit}.service")
     if host.dry:
         return None
-    wait_healthy(host, s, replaced=before)
-    host.say(f"{s.backend.unit} {mode}ed and healthy in {time.monotonic() - started:.1f} s "
-             f"({health_url(s)} answers directly and through nginx)")
+    wait_healthy(host, s, release, replaced=before)
+    host.say(f"{plan.instance(s, release)} {mode}ed and healthy in {time.monotonic() - started:.1f} s")
     return f"{mode}ed"
 
 
-LOGS = {"backend": "journalctl -u {unit}.service --no-pager -o short-iso -n {n}{follow}",
+LOGS = {"backend": "journalctl -u {unit}'@*.service' --no-pager -o short-iso -n {n}{follow}",
         "nginx": "tail -n {n}{follow_tail} /var/log/nginx/error.log",
         "access": "tail -n {n}{follow_tail} /var/log/nginx/access.log"}
 

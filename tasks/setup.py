@@ -13,11 +13,14 @@ from typing import Optional
 
 from invoke import Collection, task
 
-from . import backend, envfile, git, nginx, perms, release, server, service, tls
+from datetime import datetime, timezone
+
+from . import backend, nginx, perms, server, service, tls
 from .app_check import app_check_step
-from .chain import Run, build_once, local_commit, migrate_step, required_secrets, restart_if_needed, run_chain, \
-    server_state, smoke_step
+from .chain import Run, build_once, local_commit, release_steps, required_secrets, retire_step, run_chain, \
+    server_state, smoke_step, switch_step
 from .core import facts
+from .core.releases import release_id
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .lock import take
@@ -39,13 +42,13 @@ def packages_step(host, s) -> Optional[str]:
     return f"installed {', '.join(missing)}"
 
 
-def superuser_step(host, s) -> Optional[str]:
+def superuser_step(host, s, rid: str) -> Optional[str]:
     """The Django superuser, once; its password comes from the secrets file and never shows on a command line."""
     name = s.setup.superuser
     if not name:
         return None
     code = f"from django.contrib.auth import get_user_model as m; print(m().objects.filter(username={name!r}).exists())"
-    exists = backend.manage_run(host, s, f"shell -c {shlex.quote(code)}", read_only=True)
+    exists = backend.manage_run(host, s, f"shell -c {shlex.quote(code)}", rid, read_only=True)
     if exists.stdout.strip().endswith("True"):
         host.say(f"superuser {name} exists")
         return None
@@ -58,14 +61,14 @@ def superuser_step(host, s) -> Optional[str]:
     try:
         host.put(secret_env, f'DJANGO_SUPERUSER_PASSWORD="{escaped}"\n', 0o600, "root", show_diff=False, quiet=True)
         email = f" --email {shlex.quote(s.setup.superuser_email)}" if s.setup.superuser_email else " --email ''"
-        backend.manage_run(host, s, f"createsuperuser --noinput --username {shlex.quote(name)}{email}",
+        backend.manage_run(host, s, f"createsuperuser --noinput --username {shlex.quote(name)}{email}", rid,
                            extra_env_file=secret_env)
     finally:
         host.sudo(f"rm -f -- {shlex.quote(secret_env)}")
     return f"superuser {name}"
 
 
-def seed_step(host, s) -> Optional[str]:
+def seed_step(host, s, rid: str) -> Optional[str]:
     """The seed command, on the first setup only (a marker in .deploy remembers it ran)."""
     if not s.setup.seed_command:
         return None
@@ -74,7 +77,7 @@ def seed_step(host, s) -> Optional[str]:
         host.say(f"{s.setup.seed_command} ran on an earlier setup")
         return None
     try:
-        result = backend.manage_run(host, s, s.setup.seed_command)
+        result = backend.manage_run(host, s, s.setup.seed_command, rid)
     except UserError as e:
         raise UserError(f"{e} (the seed command is qms.setup.seed_command; '' runs none)") from None
     if result is None:
@@ -101,9 +104,9 @@ def tls_step(c, host, s) -> Optional[str]:
 def setup(c, push=False):
     """First deploy of a fresh server, end to end; idempotent.
 
-    app-check (local), then from a fresh server to the app over HTTPS: packages, layout, clone, .env, deps, the app's
-    settings, migrate, collectstatic, superuser, seed data, systemd, frontend, nginx, certificate, permissions, start,
-    smoke checks.
+    app-check (local), then from a fresh server to the app over HTTPS: packages, the app's user and the layout, a
+    first release (clone, .env, deps, the app's settings, migrate, collectstatic, superuser, seed data, systemd,
+    frontend) started and checked, switched to, nginx, certificate, permissions, smoke checks.
     """
     s = settings_of(c)
     required_secrets(s, superuser=True)
@@ -115,15 +118,14 @@ def setup(c, push=False):
     run.step("prepare", server.prepare, c)
     if host.stat(posixpath.join(s.app_root, ".deploy")) is not None:
         run.lock = take(host, s, "setup")
-        run.outcome.before = server_state(host, s)
-    steps = [("git-pull", git.git_pull, c, None, sha), ("env", envfile.env, c), ("deps", backend.deps, c),
-             ("app-settings", backend.app_settings_step, host, s), ("migrate", migrate_step, c, host, s, run),
-             ("collectstatic", backend.collectstatic, c), ("superuser", superuser_step, host, s),
-             ("seed", seed_step, host, s), ("service", service.service, c),
-             ("build", build_once, s, sha), ("upload", release.upload, c), ("nginx-reload", nginx.nginx_reload, c),
-             ("tls", tls_step, c, host, s), ("fix-perms", perms.fix_perms, c),
-             ("restart", restart_if_needed, c, host, s, run), ("smoke", smoke_step, host, s)]
-    run_chain(run, steps, switch_at="", before=run.outcome.before)
+    before = run.outcome.before = server_state(host, s)
+    rid = release_id(datetime.now(timezone.utc), sha, False)
+    steps = [("build", build_once, s, sha), *release_steps(host, s, sha, rid, run),
+             ("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid),
+             ("fix-perms", perms.fix_perms, c), ("start", service.start, host, s, rid),
+             ("switch", switch_step, host, s, rid), ("nginx-reload", nginx.nginx_reload, c),
+             ("tls", tls_step, c, host, s), ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before)]
+    run_chain(run, steps, switch_at="switch", before=before, new=rid)
 
 
 ns = Collection(setup)

@@ -12,17 +12,64 @@ from .settings import Settings
 from .templates import render_template
 
 
-def backend_dir(s: Settings) -> str:
-    return posixpath.join(s.app_root, s.backend.dir)
+CURRENT = "current"   # the release the app runs: a symlink in the app root, switched with one rename(2)
 
 
-def project_dir(s: Settings) -> str:
-    """The Python project's folder on the server: uv makes the venv there, whatever folder manage.py is in."""
-    return posixpath.normpath(posixpath.join(s.app_root, s.backend.python_project or s.backend.dir))
+def release_dir(s: Settings, release: str = CURRENT) -> str:
+    """A release's root on the server (default: the served one, through the `current` link)."""
+    return posixpath.join(s.app_root, CURRENT) if release == CURRENT else posixpath.join(releases_dir(s), release)
 
 
-def venv_bin(s: Settings, name: str) -> str:
-    return posixpath.join(project_dir(s), ".venv", "bin", name)
+def releases_dir(s: Settings) -> str:
+    return posixpath.join(s.app_root, "releases")
+
+
+def backend_dir(s: Settings, release: str = CURRENT) -> str:
+    return posixpath.join(release_dir(s, release), s.backend.dir)
+
+
+def project_dir(s: Settings, release: str = CURRENT) -> str:
+    """The Python project's folder in a release: uv makes the venv there, whatever folder manage.py is in."""
+    return posixpath.normpath(posixpath.join(release_dir(s, release), s.backend.python_project or s.backend.dir))
+
+
+def venv_bin(s: Settings, name: str, release: str = CURRENT) -> str:
+    return posixpath.join(project_dir(s, release), ".venv", "bin", name)
+
+
+def static_root(s: Settings, release: str = CURRENT) -> str:
+    return posixpath.join(backend_dir(s, release), s.backend.static_dir)
+
+
+def export_dir(s: Settings, release: str = CURRENT) -> str:
+    return posixpath.join(release_dir(s, release), s.frontend.dir, s.frontend.out)
+
+
+def shared_dir(s: Settings) -> str:
+    """What outlives a release: the .env, the database directory, media."""
+    return posixpath.join(s.app_root, "shared")
+
+
+def database_dir(s: Settings) -> str:
+    return posixpath.join(shared_dir(s), "db")
+
+
+def media_dir(s: Settings) -> str:
+    return posixpath.join(shared_dir(s), "media")
+
+
+def socket_path(s: Settings, release: str) -> str:
+    return f"/run/{s.backend.unit}/{release}.sock"
+
+
+def instance(s: Settings, release: str) -> str:
+    """The backend's systemd instance of a release, without suffix: qms-backend@<release id>."""
+    return f"{s.backend.unit}@{release}"
+
+
+def code_paths(s: Settings) -> list[str]:
+    """What a release takes from the repository: the Django project and the Python project (git archive)."""
+    return sorted({posixpath.normpath(s.backend.dir), posixpath.normpath(s.backend.python_project or s.backend.dir)})
 
 
 @dataclass(frozen=True)
@@ -83,26 +130,30 @@ def sync_command(project: PythonProject, uv: str) -> str:
 
 
 def env_file(s: Settings) -> str:
-    return posixpath.join(s.app_root, ".env")
+    return posixpath.join(shared_dir(s), ".env")
 
 
 def database_path(s: Settings) -> str:
-    return posixpath.join(backend_dir(s), s.backend.database)
+    return posixpath.join(database_dir(s), posixpath.basename(s.backend.database))
 
 
 def unit_paths(s: Settings) -> dict[str, str]:
-    return {kind: f"/etc/systemd/system/{s.backend.unit}.{kind}" for kind in ("socket", "service")}
+    """The template units: one instance per release (unit@<release id>)."""
+    return {kind: f"/etc/systemd/system/{s.backend.unit}@.{kind}" for kind in ("socket", "service")}
 
 
 def render_units(s: Settings) -> dict[str, str]:
-    """{'socket': text, 'service': text}: absolute paths only, so systemd needs no PATH (guide section 5)."""
+    """{'socket': text, 'service': text}: templates whose instance name is the release id; absolute paths only, so
+    systemd needs no PATH (guide section 5)."""
+    release = posixpath.join(releases_dir(s), "%i")
     context = {
-        "unit": s.backend.unit, "user": s.user, "group": s.user, "asgi_app": s.backend.asgi_app,
-        "backend_dir": backend_dir(s), "env_file": env_file(s), "uvicorn": venv_bin(s, "uvicorn"),
+        "unit": s.backend.unit, "user": s.backend.app_user, "asgi_app": s.backend.asgi_app,
+        "backend_dir": backend_dir(s, "%i"), "env_file": env_file(s), "uvicorn": venv_bin(s, "uvicorn", "%i"),
+        "static_root": static_root(s, "%i"), "release": release,
         "workers": s.backend.workers, "graceful_seconds": s.backend.graceful_seconds,
-        "memory_max": s.backend.memory_max, "listen": f"127.0.0.1:{s.backend.port}",
-        # the SQLite directory: the database, its journal and WAL files
-        "writable": [posixpath.dirname(database_path(s))],
+        "memory_max": s.backend.memory_max, "listen": socket_path(s, "%i"), "socket_group": s.nginx.user,
+        # the SQLite directory (the database, its journal and WAL files) and media: all the app may write
+        "writable": [database_dir(s), media_dir(s)],
     }
     return {kind: render_template("systemd", f"backend.{kind}.j2", context) for kind in ("socket", "service")}
 
@@ -148,7 +199,6 @@ def render_env(s: Settings) -> str:
         "CORS_ALLOWED_ORIGINS": ",".join(origins(s)),
         "CSRF_TRUSTED_ORIGINS": ",".join(origins(s)),
         "DATABASE_PATH": database_path(s),
-        "STATIC_ROOT": posixpath.join(backend_dir(s), s.backend.static_dir),
         **s.backend.env,
         **{name: secret(s, name, "qms.backend.secret_env lists it") for name in s.backend.secret_env},
     }
@@ -159,13 +209,21 @@ def render_env(s: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def manage_command(s: Settings, args: str, extra_env_file: str = "") -> str:
-    """manage.py in exactly the service's environment: same user, directory and EnvironmentFile (run as root);
-    `extra_env_file` adds variables that must not appear on a command line (a password)."""
-    extra = f" -p EnvironmentFile={shlex.quote(extra_env_file)}" if extra_env_file else ""
-    return (f"systemd-run --quiet --pipe --wait --collect --uid={shlex.quote(s.user)} --gid={shlex.quote(s.user)} "
-            f"-p WorkingDirectory={shlex.quote(backend_dir(s))} -p EnvironmentFile={shlex.quote(env_file(s))}{extra} "
-            f"{shlex.quote(venv_bin(s, 'python'))} manage.py {' '.join(shlex.quote(a) for a in shlex.split(args))}")
+def manage_command(s: Settings, args: str, release: str = CURRENT, extra_env_file: str = "",
+                   writable: tuple = ()) -> str:
+    """manage.py of a release in the service's environment: the app's user without privileges, the release's
+    directory, the EnvironmentFile (read by systemd as root) and STATIC_ROOT; writing only the database and media
+    (and `writable`). `extra_env_file` adds variables that must not appear on a command line (a password)."""
+    user = shlex.quote(s.backend.app_user)
+    props = [f"WorkingDirectory={backend_dir(s, release)}", f"EnvironmentFile={env_file(s)}",
+             *([f"EnvironmentFile={extra_env_file}"] if extra_env_file else []),
+             f"Environment=STATIC_ROOT={static_root(s, release)}", "NoNewPrivileges=yes", "ProtectSystem=strict",
+             "ProtectHome=read-only", "PrivateTmp=yes", "PrivateDevices=yes",
+             f"ReadWritePaths={' '.join([database_dir(s), media_dir(s), *writable])}"]
+    return (f"systemd-run --quiet --pipe --wait --collect --uid={user} --gid={user} "
+            + " ".join(f"-p {shlex.quote(p)}" for p in props)
+            + f" {shlex.quote(venv_bin(s, 'python', release))} manage.py "
+            + " ".join(shlex.quote(a) for a in shlex.split(args)))
 
 
 def pending_migrations(showmigrations_plan: str) -> list[str]:

@@ -95,9 +95,9 @@ def parse_listeners(output: str) -> dict[int, str]:
     return {port: ",".join(sorted(names)) for port, names in found.items()}
 
 
-def port_findings(listeners: dict[int, str], backend_port: int, tls_expected: bool) -> list[Finding]:
-    wanted = [(backend_port, "the backend (systemd's socket)", "fab service, then fab restart"),
-              (80, "nginx, HTTP", "fab nginx-reload"), (443, "nginx, HTTPS", "fab tls")]
+def port_findings(listeners: dict[int, str], tls_expected: bool) -> list[Finding]:
+    """nginx's ports (the backend listens on its release's socket, not a port)."""
+    wanted = [(80, "nginx, HTTP", "fab nginx-reload"), (443, "nginx, HTTPS", "fab tls")]
     findings = []
     for port, what, fix in wanted:
         if port in listeners:
@@ -234,13 +234,13 @@ def django_findings(app: dict, env: dict, domains: list[str]) -> list[Finding]:
 FOREIGN = "evil.example"   # reserved (RFC 2606): no real site
 
 
-def outside_probe_command(port: int, domain: str, api_prefix: str, health: str) -> str:
+def outside_probe_command(socket: str, domain: str, api_prefix: str, health: str) -> str:
     """What a stranger gets: a foreign Host header straight at the backend, a CORS preflight from a foreign origin
     and a missing API page through nginx."""
     site = f"--resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1"
     missing = shlex.quote(f"http://{domain}{api_prefix}qms-doctor-no-such-page/")
     return (f"echo host=$(curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 -H 'Host: {FOREIGN}' "
-            f"http://127.0.0.1:{port}{shlex.quote(health)}); "
+            f"--unix-socket {shlex.quote(socket)} {shlex.quote('http://127.0.0.1' + health)}); "
             f"echo origin=$(curl -s -k -L --noproxy '*' -o /dev/null -D - --max-time 5 {site} -X OPTIONS "
             f"-H 'Origin: https://{FOREIGN}' -H 'Access-Control-Request-Method: GET' "
             f"{shlex.quote(f'http://{domain}{health}')} | grep -ci '^access-control-allow-origin:'); "

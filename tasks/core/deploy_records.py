@@ -69,37 +69,36 @@ def parse_history(text: str) -> list[dict]:
     return entries
 
 
-def state_of(entry: dict) -> tuple:
-    return entry.get("after", {}).get("release"), entry.get("after", {}).get("commit")
-
-
-def rollback_target(entries: list[dict], to: Optional[str]) -> tuple[dict, dict]:
-    """(current, target): the last run that left the server in a known state, and the completed deploy (or setup) to
-    go back to: `to` (a history id or a frontend release id), else the one before the deploy that is served now.
-    Rolling back twice goes back twice, as with Capistrano's releases."""
-    known = [e for e in entries if e.get("result") in ("ok", "rolled back") and e.get("after", {}).get("commit")]
-    deploys = [e for e in known if e.get("result") == "ok" and e.get("action") in ("setup", "deploy")]
-    if not deploys:
-        raise UserError("the deploy history has no completed deploy to go back to: `history` shows it")
-    current = known[-1]
+def rollback_target(rows: list[dict], to: Optional[str], entries: list[dict]) -> str:
+    """The release to serve again, decided from the releases on the server (`rows`, oldest first, the served one
+    marked current), never from what the history says the last run changed: `to` (a release id, or the id of a run
+    in the history, meaning the release it left served), else the one sealed before the served one. Rolling back
+    twice goes back twice, as with Capistrano's releases."""
+    ids = [r["id"] for r in rows]
+    served = next((r["id"] for r in rows if r.get("current")), None)
     if to:
-        target = next((e for e in reversed(deploys) if to in (e["id"], e["after"].get("release"))), None)
-        if target is None:
-            raise UserError(f"{to} is neither a deploy id nor a release of a completed deploy: `history` lists them")
+        run = next((e for e in entries if e.get("id") == to), None)
+        target = (run or {}).get("after", {}).get("release") if to not in ids else to
+        if target not in ids:
+            raise UserError(f"{to} is neither a release on the server nor a run that left one served (older releases "
+                            "are pruned): `releases` lists them")
     else:
-        served = [i for i, e in enumerate(deploys) if state_of(e) == state_of(current)]
-        earlier = deploys[:served[-1]] if served else deploys
-        target = next((e for e in reversed(earlier) if state_of(e) != state_of(current)), None)
-        if target is None:
-            raise UserError("there is no earlier deploy that served something else: nothing to roll back to")
-    if state_of(target) == state_of(current):
-        raise UserError(f"{target['id']} is what the server runs now: nothing to roll back")
-    return current, target
+        earlier = ids[:ids.index(served)] if served in ids else ids
+        if not earlier:
+            raise UserError("the server keeps no release older than the served one: nothing to roll back to "
+                            "(`releases` lists them)")
+        target = earlier[-1]
+    if target == served:
+        raise UserError(f"{target} is what the server serves now: nothing to roll back")
+    return target
 
 
-def backup_before(entries: list[dict], target: dict) -> str:
-    """The database backup taken before the first migrations after `target`: the database as it was then."""
-    later = entries[[e["id"] for e in entries].index(target["id"]) + 1:]
+def backup_before(entries: list[dict], release: str) -> str:
+    """The database backup taken before the first migrations after the last run that left `release` served: the
+    database as it was then ('' when the history has none)."""
+    ids = [i for i, e in enumerate(entries) if e.get("after", {}).get("release") == release
+           and e.get("result") in ("ok", "rolled back")]
+    later = entries[ids[-1] + 1:] if ids else []
     return next((e["backup"] for e in later if e.get("backup")), "")
 
 

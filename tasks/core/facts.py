@@ -99,9 +99,9 @@ def parse_key_values(output: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def server_status_command(app_root: str, unit: str, out_link: str) -> str:
+def server_status_command(app_root: str, unit: str) -> str:
     """One round trip for the `status` overview: key=value lines."""
-    r, o = shlex.quote(app_root), shlex.quote(out_link)
+    r, current = shlex.quote(app_root), shlex.quote(f"{app_root}/current")
     return "; ".join([
         ". /etc/os-release 2>/dev/null; echo os=${PRETTY_NAME:-unknown}",
         "echo memory_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)",
@@ -109,9 +109,9 @@ def server_status_command(app_root: str, unit: str, out_link: str) -> str:
         f"echo disk_free_kb=$(df -Pk $([ -d {r} ] && echo {r} || echo /) | awk 'NR==2 {{print $4}}')",
         f"echo app_root=$([ -d {r} ] && echo present || echo missing)",
         f"echo git_head=$(git -C {r} rev-parse --short HEAD 2>/dev/null || echo none)",
-        f"echo backend=$(systemctl is-active {shlex.quote(unit)} 2>/dev/null || true)",
+        f"release=$(basename \"$(readlink {current})\" 2>/dev/null); echo release=${{release:-none}}",
+        f"echo backend=$(systemctl is-active {shlex.quote(unit)}@\"$release\" 2>/dev/null || true)",
         "echo nginx=$(systemctl is-active nginx 2>/dev/null || true)",
-        f"echo frontend=$(readlink {o} 2>/dev/null || ([ -d {o} ] && echo directory) || echo none)",
         "echo uptime_s=$(cut -d. -f1 /proc/uptime)",
     ])
 
@@ -168,7 +168,7 @@ def parse_access(output: str) -> list[tuple[str, str]]:
 def bad_modes_command(tree: str, dir_mode: int = 0o755, file_mode: int = 0o644) -> str:
     """Lists what in `tree` lacks the served modes (directories, files), one path per line."""
     q = shlex.quote(tree)
-    return (f"find -L {q} \\( -type d ! -perm {dir_mode:04o} -printf 'd %p\\n' \\) "
+    return (f"find {q} \\( -type d ! -perm {dir_mode:04o} -printf 'd %p\\n' \\) "
             f"-o \\( -type f ! -perm {file_mode:04o} -printf 'f %p\\n' \\)")
 
 

@@ -5,7 +5,6 @@ one (the real nginx, when installed), on a throwaway copy.
 """
 from __future__ import annotations
 
-import posixpath
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from . import backend_plan as plan
 from .errors import UserError
 from .settings import Settings
 from .templates import render_template
@@ -58,12 +58,13 @@ def site_context(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAUL
         "server_names": " ".join(domains) or "_",
         "tls": tls,
         "nginx_version": tuple(nginx_version),
-        "served_root": posixpath.normpath(posixpath.join(s.app_root, s.frontend.dir, s.frontend.out)),
+        "served_root": plan.export_dir(s),
         "static_url": s.backend.static_url,
-        "static_root": posixpath.normpath(posixpath.join(s.app_root, s.backend.dir, s.backend.static_dir)),
+        "static_root": plan.static_root(s),
         "api_prefix": s.backend.api_prefix,
         "admin_prefix": s.backend.admin_prefix,
-        "backend": f"127.0.0.1:{s.backend.port}",
+        # the served release's socket, through `current`: the switch moves the API with the pages
+        "backend": f"unix:{plan.release_dir(s)}/backend.sock:",
         "rate": s.nginx.rate,
         "burst": s.nginx.burst,
         "client_max_body_size": s.nginx.client_max_body_size,

@@ -86,6 +86,8 @@ SCHEMA: dict = {
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
     "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets"),
+    "keep_releases": Field(5, integer(2, 100), "whole-app releases kept on the server for rollback (the oldest are "
+                           "pruned; never the served one or the one before it)"),
     "frontend": {
         "dir": Field("frontend", relative_path, "the Next.js app, inside app_dir and app_root"),
         "out": Field("out", relative_path, "the static export, inside frontend.dir"),
@@ -96,7 +98,6 @@ SCHEMA: dict = {
                                           "a list of non-empty strings"),
                               "local or undefined/ addresses the bundle check lets pass: each entry allows every hit "
                               "whose text or printed context contains it"),
-        "keep_releases": Field(5, integer(1, 100), "uploaded releases kept on the server (older ones are pruned)"),
     },
     "backend": {
         "dir": Field("backend", relative_path, "the Django project (where manage.py is), inside app_dir and app_root"),
@@ -104,14 +105,19 @@ SCHEMA: dict = {
                                 "the folder with pyproject.toml (+ uv.lock) or requirements.txt, inside app_dir and "
                                 "app_root, when it is not backend.dir (such as . for the repository root); its .venv "
                                 "runs the app"),
-        "unit": Field("qms-backend", unit_name, "systemd unit of the backend"),
-        "port": Field(8000, integer(1, 65535), "port uvicorn listens on"),
+        "unit": Field("qms-backend", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_.-]+", v)
+                                             is not None, "a unit name without @ or a suffix, such as qms-backend"), "systemd template unit of the backend: one instance per release, "
+                      "unit@<release id>, each on its own socket /run/<unit>/<release id>.sock"),
+        "app_user": Field("qms", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", v)
+                                         is not None, "a user name such as qms"), "the system user the app runs as (made by setup: no sudo, no login "
+                          "shell); it may write only the database directory and media"),
         "asgi_app": Field("backend.asgi:application", asgi_app, "the ASGI application uvicorn serves"),
         "admin_prefix": Field("/django-admin/", url_prefix, "URL prefix of the Django admin"),
         "api_prefix": Field("/api/", url_prefix, "URL prefix of the API, proxied to the backend"),
         "static_url": Field("/static/", url_prefix, "Django's STATIC_URL, served by nginx"),
-        "static_dir": Field("staticfiles", relative_path, "Django's STATIC_ROOT inside backend.dir (collectstatic)"),
-        "database": Field("db.sqlite3", relative_path, "the SQLite file, inside backend.dir (DATABASE_PATH)"),
+        "static_dir": Field("staticfiles", relative_path, "Django's STATIC_ROOT inside backend.dir of each release (collectstatic)"),
+        "database": Field("db.sqlite3", relative_path, "the SQLite file's path in the repository, inside backend.dir; on the server it lives in "
+                      "<app_root>/shared/db/ under its own name (DATABASE_PATH)"),
         "workers": Field(2, integer(2, 16), "uvicorn workers (2 or more: SIGHUP then restarts them one by one)"),
         "memory_max": Field("400M", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[KMG]", v) is not None,
                                             "a size such as 400M"), "systemd MemoryMax of the backend (1 GB box)"),

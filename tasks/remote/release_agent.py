@@ -1,13 +1,19 @@
-"""Runs ON THE SERVER (python3 -c, standard library only): frontend releases.
+"""Runs ON THE SERVER (python3 -c, standard library only): whole-app releases.
 
-  receive  read one tar stream from stdin: a plan (what differs from the current release), then only the changed
-           files; link the unchanged ones from the current release; verify everything against the rebuilt manifest;
-           files 644 and directories 755 from creation; switch `out` atomically; prune
+  clean    remove what unfinished releases left (no release.json): a deploy that failed or was killed (as root:
+           collectstatic's files belong to the app's user until the release is sealed)
+  receive  read one tar stream from stdin into RELEASES/<id>/<frontend>: a plan (what differs from the served
+           release's export), then only the changed files; link the unchanged ones; verify everything against the
+           rebuilt manifest; files 644 and directories 755 from creation
+  seal     mark a release complete: its socket link and release.json (written last)
+  switch   point `current` at a sealed, verified release with one rename(2): nginx and systemd see the app only
+           through it, so frontend and backend change together
+  prune    remove the oldest sealed releases beyond a number, never the served one or those named (as root)
+  discard  remove a release that never served (it failed its checks), never the served one (as root)
   list     the releases, as JSON
 
-Layout: RELEASES/<id>/ complete releases, RELEASES/.incoming-<id>/ one being received (a leftover of a killed
-upload is removed by the next one), OUT -> releases/<id> (relative symlink; replaced with rename(2), so nginx
-sees the old release or the new one, never a mix).
+Layout: APP/releases/<id>/ one per deploy, APP/current -> releases/<id> (relative symlink), and
+APP/<frontend>/<out> -> ../current/<frontend>/<out> so that the guide's path still serves.
 """
 import base64
 import hashlib
@@ -19,7 +25,8 @@ import tarfile
 import time
 import zlib
 
-INCOMING = ".incoming-"
+SEALED = "release.json"
+INCOMING = ".incoming"
 
 
 def fail(message):
@@ -36,9 +43,15 @@ def digest(path):
     return h.hexdigest()
 
 
-def current_id(out):
-    target = os.readlink(out) if os.path.islink(out) else None
-    return os.path.basename(target.rstrip("/")) if target else None
+def current_id(app):
+    link = os.path.join(app, "current")
+    return os.path.basename(os.readlink(link).rstrip("/")) if os.path.islink(link) else None
+
+
+def checked_id(rid):
+    if not rid or "/" in rid or rid.startswith("."):
+        fail("not a release id: %r" % rid)
+    return rid
 
 
 def safe_join(root, rel):
@@ -48,50 +61,68 @@ def safe_join(root, rel):
     return os.path.join(root, *parts)
 
 
+def release_info(release):
+    try:
+        with open(os.path.join(release, SEALED)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def releases(root):
-    """Oldest first, by when each was completed (ids made within one second do not sort by name)."""
-    names = [n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(os.path.join(root, n))]
-    return sorted(names, key=lambda n: (os.stat(os.path.join(root, n)).st_mtime_ns, n))
+    """Sealed releases, oldest first, by when each was sealed (ids made within one second do not sort by name)."""
+    names = [n for n in os.listdir(root) if not n.startswith(".") and release_info(os.path.join(root, n)) is not None]
+    return sorted(names, key=lambda n: (os.stat(os.path.join(root, n, SEALED)).st_mtime_ns, n))
 
 
 def canonical(manifest):
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def read_manifest(release_dir):
+def read_manifest(export):
     try:
-        with open(os.path.join(release_dir, "build-info.json")) as f:
+        with open(os.path.join(export, "build-info.json")) as f:
             return json.load(f).get("manifest", {})
     except (OSError, ValueError):
         return {}
 
 
-def receive(root, out):
+def clean(app):
+    root = os.path.join(app, "releases")
+    current = current_id(app)
+    removed = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, name)
+        if name != current and os.path.isdir(path) and release_info(path) is None:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    print(json.dumps({"removed": removed}))
+
+
+def receive(app, rid, front):
     os.umask(0o022)   # files 644 and directories 755 as they are created: no chmod pass afterwards
-    os.makedirs(root, exist_ok=True)
-    for name in os.listdir(root):   # leftovers of an upload that was killed
-        if name.startswith(INCOMING):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    root = os.path.join(app, "releases")
+    export = safe_join(os.path.join(root, checked_id(rid)), front)
     stream = tarfile.open(fileobj=sys.stdin.buffer, mode="r|gz")
     first = stream.next()   # stream.next(), not iteration: a stream cannot seek back to re-read members
     if first is None or first.name != ".qms-plan.json":
         fail("the upload stream does not start with a plan")
     plan = json.loads(stream.extractfile(first).read())
     base, changed = plan.get("base"), plan["changed"]
+    base_export = safe_join(os.path.join(root, base), front) if base else None
     # The client sends only what differs from the base release; the whole manifest is rebuilt here and must hash
     # to what the client built, or the base changed under us.
-    manifest = read_manifest(os.path.join(root, base)) if base else {}
+    manifest = read_manifest(base_export) if base else {}
     for rel in plan["removed"]:
         manifest.pop(rel, None)
     manifest.update(changed)
     if canonical(manifest) != plan["manifest_sha"]:
         fail("the server's current release is not the one this upload was planned against: upload again")
-    rid, n = plan["id"], 1
-    while os.path.exists(os.path.join(root, rid)):   # two uploads within one second
-        n += 1
-        rid = "%s-%d" % (plan["id"], n)
-    incoming = os.path.join(root, INCOMING + rid)
-    os.mkdir(incoming)
+    if os.path.exists(export):
+        shutil.rmtree(export)   # a retried step of the same (unsealed) release
+    incoming = export + INCOMING
+    shutil.rmtree(incoming, ignore_errors=True)
+    os.makedirs(incoming)
     made = {incoming}
     try:
         linked = 0
@@ -99,7 +130,7 @@ def receive(root, out):
             if rel not in changed:
                 dest = safe_join(incoming, rel)
                 make_parents(dest, made)
-                os.link(os.path.join(root, base, *rel.split("/")), dest)   # same content: share it, send nothing
+                os.link(os.path.join(base_export, *rel.split("/")), dest)   # same content: share it, send nothing
                 linked += 1
         received = 0
         for member in iter(stream.next, None):
@@ -117,18 +148,14 @@ def receive(root, out):
             received += 1
         problems = verify(incoming, manifest, skip=changed)
         if problems:
-            fail("release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
+            fail("the export of release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
         with open(os.path.join(incoming, "build-info.json"), "w") as f:
             f.write(json.dumps(dict(plan["info"], manifest=manifest), indent=1, sort_keys=True) + "\n")
-        os.utime(incoming)   # completion time orders the releases
-        os.rename(incoming, os.path.join(root, rid))
+        os.rename(incoming, export)
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise
-    previous = current_id(out)
-    switch(root, out, rid)
-    pruned = prune(root, rid, previous, plan["keep"])
-    print(json.dumps({"id": rid, "previous": previous, "linked": linked, "received": received, "pruned": pruned}))
+    print(json.dumps({"id": rid, "base": base, "linked": linked, "received": received}))
 
 
 def make_parents(path, made):
@@ -138,16 +165,16 @@ def make_parents(path, made):
         made.add(parent)
 
 
-def verify(release, manifest, skip=()):
+def verify(export, manifest, skip=()):
     """Every file present with its size and hash (`skip`: hashed already while they were written)."""
     problems = []
-    for dirpath, _, names in os.walk(release):
+    for dirpath, _, names in os.walk(export):
         for name in names:
-            rel = os.path.relpath(os.path.join(dirpath, name), release).replace(os.sep, "/")
+            rel = os.path.relpath(os.path.join(dirpath, name), export).replace(os.sep, "/")
             if rel not in manifest and rel != "build-info.json":   # the manifest's own file
                 problems.append("unexpected file " + rel)
     for rel, (sha, size) in manifest.items():
-        path = os.path.join(release, *rel.split("/"))
+        path = os.path.join(export, *rel.split("/"))
         if not os.path.isfile(path):
             problems.append("missing " + rel)
         elif os.path.getsize(path) != size or (rel not in skip and digest(path) != sha):
@@ -155,69 +182,128 @@ def verify(release, manifest, skip=()):
     return problems
 
 
-def switch(root, out, rid):
-    """Point `out` at releases/<rid> with one rename; an `out` that is a plain directory (a server set up by
-    hand, as in the guide) is first adopted as a release so that it stays available for rollback."""
-    if os.path.isdir(out) and not os.path.islink(out):
-        adopted = "00000000-000000-adopted-" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
-        os.rename(out, os.path.join(root, adopted))
-    link = out + ".qms-new"
+def seal(app, rid, socket, info):
+    release = os.path.join(app, "releases", checked_id(rid))
+    if not os.path.isdir(release):
+        fail("there is no release %s to seal" % rid)
+    link = os.path.join(release, "backend.sock")
     if os.path.lexists(link):
         os.unlink(link)
-    os.symlink(os.path.relpath(os.path.join(root, rid), os.path.dirname(out)), link)
-    os.replace(link, out)
+    os.symlink(socket, link)
+    data = dict(json.loads(info), id=rid, sealed_at=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    temp = os.path.join(release, SEALED + ".tmp")
+    with open(temp, "w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(temp, os.path.join(release, SEALED))   # written last: a release without it was never finished
+    print(json.dumps({"id": rid}))
 
 
-def switch_back(root, out, rid):
-    """Serve an earlier release again (rollback), after checking it is still whole."""
-    release = os.path.join(root, rid)
-    if "/" in rid or rid.startswith(".") or not os.path.isdir(release):
-        fail("there is no release %s on the server any more (older ones are pruned)" % rid)
-    problems = verify(release, read_manifest(release))
+def replace_link(path, target):
+    temp = path + ".qms-new"
+    if os.path.lexists(temp):
+        os.unlink(temp)
+    os.symlink(target, temp)
+    os.replace(temp, path)
+
+
+def switch(app, rid, front):
+    """Serve a sealed release, after checking its export is whole; the guide's frontend path follows."""
+    release = os.path.join(app, "releases", checked_id(rid))
+    if release_info(release) is None:
+        fail("there is no complete release %s on the server (older ones are pruned)" % rid)
+    export = safe_join(release, front)
+    problems = verify(export, read_manifest(export)) if os.path.isdir(export) else ["no frontend export"]
     if problems:
-        fail("release %s is damaged (%s): it cannot be served again" % (rid, problems[0]))
-    previous = current_id(out)
+        fail("release %s is damaged (%s): it cannot be served" % (rid, problems[0]))
+    previous = current_id(app)
     if previous != rid:
-        switch(root, out, rid)
+        replace_link(os.path.join(app, "current"), os.path.join("releases", rid))
+    guide_path = safe_join(app, front)
+    wanted = os.path.relpath(os.path.join(app, "current", front), os.path.dirname(guide_path))
+    if not os.path.isdir(guide_path) or os.path.islink(guide_path):
+        if not os.path.islink(guide_path) or os.readlink(guide_path) != wanted:
+            os.makedirs(os.path.dirname(guide_path), exist_ok=True)
+            replace_link(guide_path, wanted)
     print(json.dumps({"id": rid, "previous": previous}))
 
 
-def prune(root, current, previous, keep):
-    """Remove the oldest releases beyond `keep`; never the current one or the one it replaced."""
+def prune(app, keep, protected):
+    root = os.path.join(app, "releases")
     names = releases(root)
-    doomed = [n for n in names[:-keep] if n not in (current, previous)] if len(names) > keep else []
+    spared = {current_id(app), *protected}
+    doomed = [n for n in names[:-keep] if n not in spared] if len(names) > keep else []
     for name in doomed:
+        os.unlink(os.path.join(root, name, SEALED))   # unsealed first: a half-removed release is a leftover
         shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    return doomed
+    print(json.dumps({"pruned": doomed}))
 
 
-def listing(root, out):
-    current = current_id(out)
-    rows = []
-    for name in releases(root) if os.path.isdir(root) else []:
-        info = {}
+def discard(app, rid):
+    release = os.path.join(app, "releases", checked_id(rid))
+    if rid == current_id(app):
+        fail("release %s is the one served: it cannot be discarded" % rid)
+    if os.path.lexists(os.path.join(release, SEALED)):
+        os.unlink(os.path.join(release, SEALED))
+    shutil.rmtree(release, ignore_errors=True)
+    print(json.dumps({"discarded": rid}))
+
+
+def unique_size(path, seen):
+    """Bytes of the files under `path` whose inodes no release listed before it holds (hard links count once)."""
+    total = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def listing(app, front):
+    root = os.path.join(app, "releases")
+    current = current_id(app)
+    rows, seen = [], set()
+    names = releases(root) if os.path.isdir(root) else []
+    for name in reversed(names):   # newest first: each release's size is what it adds to the newer ones
+        info = release_info(os.path.join(root, name)) or {}
+        export = safe_join(os.path.join(root, name), front)
+        build = {}
         try:
-            with open(os.path.join(root, name, "build-info.json")) as f:
-                info = json.load(f)
+            with open(os.path.join(export, "build-info.json")) as f:
+                build = json.load(f)
         except (OSError, ValueError):
             pass
-        rows.append({"id": name, "current": name == current, "env": info.get("env"), "git_sha": info.get("git_sha"),
-                     "dirty": info.get("dirty"), "built_at": info.get("built_at"), "api_url": info.get("api_url"),
-                     "files": len(info.get("manifest", {}))})
+        rows.append({"id": name, "current": name == current, "commit": info.get("commit"),
+                     "sealed_at": info.get("sealed_at"), "env": build.get("env"), "git_sha": build.get("git_sha"),
+                     "dirty": build.get("dirty"), "built_at": build.get("built_at"), "api_url": build.get("api_url"),
+                     "files": len(build.get("manifest", {})), "bytes": unique_size(os.path.join(root, name), seen)})
         if name == current:   # the client plans the next upload against it; compressed, it is a third the size
-            rows[-1]["manifest_gz"] = base64.b64encode(zlib.compress(json.dumps(info.get("manifest", {})).encode(),
+            rows[-1]["manifest_gz"] = base64.b64encode(zlib.compress(json.dumps(build.get("manifest", {})).encode(),
                                                                      6)).decode()
-    print(json.dumps({"current": current, "out_is_dir": os.path.isdir(out) and not os.path.islink(out),
-                      "releases": rows}))
+    rows.reverse()
+    guide_path = os.path.join(app, *front.split("/"))
+    print(json.dumps({"current": current, "releases": rows,
+                      "out_is_dir": os.path.isdir(guide_path) and not os.path.islink(guide_path)}))
 
 
 if __name__ == "__main__":
-    command, root, out = sys.argv[1:4]
-    if command == "receive":
-        receive(root, out)
-    elif command == "list":
-        listing(root, out)
+    command, app = sys.argv[1:3]
+    if command == "clean":
+        clean(app)
+    elif command == "receive":
+        receive(app, sys.argv[3], sys.argv[4])
+    elif command == "seal":
+        seal(app, sys.argv[3], sys.argv[4], sys.argv[5])
     elif command == "switch":
-        switch_back(root, out, sys.argv[4])
+        switch(app, sys.argv[3], sys.argv[4])
+    elif command == "prune":
+        prune(app, int(sys.argv[3]), sys.argv[4:])
+    elif command == "discard":
+        discard(app, sys.argv[3])
+    elif command == "list":
+        listing(app, sys.argv[3])
     else:
         fail("unknown command " + command)
