@@ -120,9 +120,10 @@ def setup(c, push=False):
         run.lock = take(host, s, "setup")
     before = run.outcome.before = server_state(host, s)
     rid = release_id(datetime.now(timezone.utc), sha, False)
-    steps = [("build", build_once, s, sha), *release_steps(host, s, sha, rid, run),
+    # fix-perms first: the app's user and nginx must enter the app root (a home directory of 750, as on Ubuntu)
+    steps = [("fix-perms", perms.fix_perms, c), ("build", build_once, s, sha), *release_steps(host, s, sha, rid, run),
              ("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid),
-             ("fix-perms", perms.fix_perms, c), ("start", service.start, host, s, rid),
+             ("start", service.start, host, s, rid),
              ("switch", switch_step, host, s, rid), ("nginx-reload", nginx.nginx_reload, c),
              ("tls", tls_step, c, host, s), ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before)]
     run_chain(run, steps, switch_at="switch", before=before, new=rid)
