@@ -12,14 +12,21 @@ def settings(**qms):
     return s
 
 
-def test_the_unit_uses_absolute_paths_the_socket_and_hardening():
+def test_the_unit_is_a_template_per_release_run_by_the_apps_user():
     units = plan.render_units(settings())
     service = units["service"]
-    assert "ExecStart=/home/ubuntu/QMS/backend/.venv/bin/uvicorn backend.asgi:application --fd 3 --workers 2" in service
-    assert "EnvironmentFile=/home/ubuntu/QMS/.env" in service and "WorkingDirectory=/home/ubuntu/QMS/backend" in service
-    assert "ReadWritePaths=/home/ubuntu/QMS/backend" in service and "ProtectSystem=strict" in service
-    assert "Restart=on-failure" in service and "User=ubuntu" in service and "MemoryMax=400M" in service
-    assert "ListenStream=127.0.0.1:8000" in units["socket"]
+    release = "/home/ubuntu/QMS/releases/%i"
+    assert f"ExecStart={release}/backend/.venv/bin/uvicorn backend.asgi:application --fd 3 --workers 2" in service
+    assert "EnvironmentFile=/home/ubuntu/QMS/shared/.env" in service
+    assert f"WorkingDirectory={release}/backend" in service
+    assert f"Environment=STATIC_ROOT={release}/backend/staticfiles" in service
+    # the app writes its database directory and media, nothing of its code or venv
+    assert "ReadWritePaths=/home/ubuntu/QMS/shared/db /home/ubuntu/QMS/shared/media" in service
+    assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
+    assert "Restart=on-failure" in service and "User=qms" in service and "MemoryMax=400M" in service
+    assert "ListenStream=/run/qms-backend/%i.sock" in units["socket"]
+    assert "SocketGroup=www-data" in units["socket"] and "SocketMode=0660" in units["socket"]
+    assert plan.unit_paths(settings())["service"] == "/etc/systemd/system/qms-backend@.service"
     assert plan.exec_start_problem(service, True) is None
 
 
@@ -42,7 +49,8 @@ def test_env_follows_the_domains_and_survives_special_characters():
     assert 'CORS_ALLOWED_ORIGINS="https://qms.example.com,https://www.qms.example.com"' in text
     assert 'CSRF_TRUSTED_ORIGINS="https://qms.example.com,https://www.qms.example.com"' in text
     assert 'SECRET_KEY="k$y \\"with\\" \\\\ quotes # and spaces"' in text
-    assert 'DATABASE_PATH="/home/ubuntu/QMS/backend/db.sqlite3"' in text
+    assert 'DATABASE_PATH="/home/ubuntu/QMS/shared/db/db.sqlite3"' in text
+    assert "STATIC_ROOT" not in text   # one per release: the unit and manage.py set it
 
 
 def test_env_without_a_secret_key_names_the_file():
@@ -61,10 +69,13 @@ def test_more_secrets_reach_the_env_by_name_and_a_missing_one_is_named():
         plan.render_env(s)
 
 
-def test_manage_runs_in_the_services_environment_with_quoted_words():
-    command = plan.manage_command(settings(), "createsuperuser --username 'a b'; rm -rf /")
-    assert command.startswith("systemd-run --quiet --pipe --wait --collect --uid=ubuntu --gid=ubuntu")
-    assert "-p EnvironmentFile=/home/ubuntu/QMS/.env" in command
+def test_manage_runs_as_the_apps_user_in_a_releases_environment_with_quoted_words():
+    command = plan.manage_command(settings(), "createsuperuser --username 'a b'; rm -rf /", "20261202-010000-abc1234")
+    assert command.startswith("systemd-run --quiet --pipe --wait --collect --uid=qms --gid=qms")
+    assert "-p EnvironmentFile=/home/ubuntu/QMS/shared/.env" in command and "-p NoNewPrivileges=yes" in command
+    assert "-p WorkingDirectory=/home/ubuntu/QMS/releases/20261202-010000-abc1234/backend" in command
+    assert "-p 'ReadWritePaths=/home/ubuntu/QMS/shared/db /home/ubuntu/QMS/shared/media'" in command
+    assert "/home/ubuntu/QMS/current/backend/.venv/bin/python" in plan.manage_command(settings(), "check")
     # the shell sees words, never a second command: the ';' stays inside a quoted word
     assert command.endswith("manage.py createsuperuser --username 'a b;' rm -rf /")
 
@@ -85,11 +96,13 @@ def test_env_changes_name_keys_only_and_survive_quoting():
 
 def test_a_python_project_at_the_repository_root_runs_the_app_from_its_venv():
     s = settings(backend={**defaults()["backend"], "python_project": "."})
-    assert plan.project_dir(s) == "/home/ubuntu/QMS"
+    assert plan.project_dir(s, "r1") == "/home/ubuntu/QMS/releases/r1"
+    assert plan.code_paths(s) == [".", "backend"]
     service = plan.render_units(s)["service"]
-    assert "ExecStart=/home/ubuntu/QMS/.venv/bin/uvicorn " in service
-    assert "WorkingDirectory=/home/ubuntu/QMS/backend" in service    # manage.py's folder, where the app imports from
-    assert plan.manage_command(s, "check").split()[-3] == "/home/ubuntu/QMS/.venv/bin/python"
+    assert "ExecStart=/home/ubuntu/QMS/releases/%i/.venv/bin/uvicorn " in service
+    # manage.py's folder, where the app imports from
+    assert "WorkingDirectory=/home/ubuntu/QMS/releases/%i/backend" in service
+    assert plan.manage_command(s, "check", "r1").split()[-3] == "/home/ubuntu/QMS/releases/r1/.venv/bin/python"
 
 
 def test_the_python_project_fact_and_how_uv_installs_it():

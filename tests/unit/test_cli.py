@@ -37,14 +37,14 @@ def test_settings_of_each_committed_environment_are_valid():
 
 
 def test_unknown_key_names_key_and_file(write_conf):
-    conf = write_conf("qms:\n  backend:\n    prot: 8001\n")
-    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "unknown setting qms.backend.prot",
-                          "did you mean qms.backend.port?")
+    conf = write_conf("qms:\n  backend:\n    wrokers: 3\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "unknown setting qms.backend.wrokers",
+                          "did you mean qms.backend.workers?")
 
 
 def test_wrong_type_names_key_file_and_expectation(write_conf):
-    conf = write_conf("qms:\n  backend:\n    port: eighty\n")
-    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.backend.port must be an integer from 1 to 65535")
+    conf = write_conf("qms:\n  backend:\n    workers: eighty\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.backend.workers must be an integer from 2 to 16")
 
 
 def test_unknown_top_level_key(write_conf):

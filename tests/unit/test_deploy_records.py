@@ -17,42 +17,45 @@ def test_history_lines_cut_short_are_skipped():
     assert [e["id"] for e in records.parse_history(text)] == ["1", "3"]
 
 
-def test_rollback_goes_to_the_deploy_before_the_served_one():
-    entries = [entry("1", "setup"), entry("2"), entry("3")]
-    current, target = records.rollback_target(entries, None)
-    assert current["id"] == "3" and target["id"] == "2"
+def rows(*ids, served):
+    """The server's sealed releases, oldest first, as the release agent lists them."""
+    return [{"id": i, "current": i == served} for i in ids]
+
+
+def test_rollback_goes_to_the_release_before_the_served_one():
+    assert records.rollback_target(rows("r1", "r2", "r3", served="r3"), None, []) == "r2"
 
 
 def test_rolling_back_twice_goes_back_twice():
-    first = entry("4", "rollback", release="r2", commit="c2")
-    entries = [entry("1", "setup"), entry("2"), entry("3"), first]
-    assert records.rollback_target(entries, None)[1]["id"] == "1"
+    assert records.rollback_target(rows("r1", "r2", "r3", served="r2"), None, []) == "r1"
 
 
-def test_failed_and_rolled_back_deploys_are_never_targets():
-    entries = [entry("1"), entry("2", result="failed"), entry("3", result="rolled back", release="r1", commit="c1"),
-               entry("4")]
-    assert records.rollback_target(entries, None)[1]["id"] == "1"
+def test_the_server_decides_not_the_history():
+    # the history says r3 serves (a killed run never wrote its entry); the server serves r4
+    entries = [entry("1", release="r3")]
+    assert records.rollback_target(rows("r2", "r3", "r4", served="r4"), None, entries) == "r3"
 
 
-def test_rollback_to_an_id_or_a_release_and_mistakes():
-    entries = [entry("1"), entry("2"), entry("3")]
-    assert records.rollback_target(entries, "1")[1]["id"] == "1"
-    assert records.rollback_target(entries, "r2")[1]["id"] == "2"
-    with pytest.raises(UserError, match="nonsense is neither a deploy id nor a release"):
-        records.rollback_target(entries, "nonsense")
-    with pytest.raises(UserError, match="is what the server runs now"):
-        records.rollback_target(entries, "3")
-    with pytest.raises(UserError, match="no completed deploy"):
-        records.rollback_target([], None)
-    with pytest.raises(UserError, match="nothing to roll back to"):
-        records.rollback_target([entry("1", "setup")], None)
+def test_rollback_to_a_release_or_a_runs_release_and_mistakes():
+    entries = [entry("1", release="r1"), entry("2", release="r2"), entry("3", release="r3")]
+    served = rows("r1", "r2", "r3", served="r3")
+    assert records.rollback_target(served, "r1", entries) == "r1"
+    assert records.rollback_target(served, "2", entries) == "r2"
+    with pytest.raises(UserError, match="nonsense is neither a release on the server nor a run"):
+        records.rollback_target(served, "nonsense", entries)
+    with pytest.raises(UserError, match="r0 is neither"):   # pruned
+        records.rollback_target(served, "r0", entries)
+    with pytest.raises(UserError, match="is what the server serves now"):
+        records.rollback_target(served, "3", entries)
+    with pytest.raises(UserError, match="no release older than the served one"):
+        records.rollback_target(rows("r1", served="r1"), None, entries)
 
 
 def test_the_backup_to_restore_is_the_first_taken_after_the_target():
     entries = [entry("1"), entry("2", backup="b2"), entry("3", backup="b3")]
-    assert records.backup_before(entries, entries[0]) == "b2"
-    assert records.backup_before(entries, entries[2]) == ""
+    assert records.backup_before(entries, "r1") == "b2"
+    assert records.backup_before(entries, "r3") == ""
+    assert records.backup_before(entries, "unknown") == ""
 
 
 def test_the_lock_owner_says_who_from_where_since_when_and_where_it_is():

@@ -37,8 +37,8 @@ def test_text_diff_and_binary_summary():
 def test_key_values_and_status_command():
     assert facts.parse_key_values("os=Debian GNU/Linux 12\nnoise\nnginx=active\n") == {
         "os": "Debian GNU/Linux 12", "nginx": "active"}
-    command = facts.server_status_command("/home/ubuntu/QMS", "qms-backend", "/home/ubuntu/QMS/frontend/out")
-    assert "systemctl is-active qms-backend" in command
+    command = facts.server_status_command("/home/ubuntu/QMS", "qms-backend")
+    assert "readlink /home/ubuntu/QMS/current" in command and 'systemctl is-active qms-backend@"$release"' in command
 
 
 def test_installed_packages_from_dpkg_query():

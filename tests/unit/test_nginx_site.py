@@ -67,10 +67,11 @@ def test_rate_limit_zone_at_the_top_and_limit_only_in_the_api():
 
 @pytest.mark.parametrize("tls", [False, True])
 def test_django_prefixes_are_proxied_with_the_prefix_kept(tls):
-    site = servers(render_site(settings(backend={**defaults()["backend"], "port": 8001}), tls))[-1]
+    site = servers(render_site(settings(app_root="/srv/qms"), tls))[-1]
     for prefix in ("/api/", "/django-admin/"):
         block = locations(site)[f"^~ {prefix}"].block
-        assert args_of(block, "proxy_pass") == [("http://127.0.0.1:8001",)]   # no URI part: prefix kept
+        # the served release's socket through `current`; no URI part: prefix kept
+        assert args_of(block, "proxy_pass") == [("http://unix:/srv/qms/current/backend.sock:",)]
         headers = {a[0]: a[1] for a in args_of(block, "proxy_set_header")}
         assert headers == {"Host": "$host", "X-Real-IP": "$remote_addr",
                            "X-Forwarded-For": "$proxy_add_x_forwarded_for", "X-Forwarded-Proto": "$scheme",
@@ -81,12 +82,12 @@ def test_django_prefixes_are_proxied_with_the_prefix_kept(tls):
 def test_static_export_django_static_and_acme_paths():
     text = render_site(settings(app_root="/srv/qms"), False)
     site = servers(text)[0]
-    assert args_of(site.block, "root") == [("/srv/qms/frontend/out",)]
+    assert args_of(site.block, "root") == [("/srv/qms/current/frontend/out",)]
     assert args_of(site.block, "error_page") == [("404", "/404.html")]
     where = locations(site)
     assert args_of(where["/"].block, "try_files") == [("$uri", "$uri.html", "$uri/index.html", "@trailing_slash")]
     assert args_of(where["@trailing_slash"].block, "rewrite") == [("^(.+)/$", "$1.html", "last")]
-    assert args_of(where["^~ /static/"].block, "alias") == [("/srv/qms/backend/staticfiles/",)]
+    assert args_of(where["^~ /static/"].block, "alias") == [("/srv/qms/current/backend/staticfiles/",)]
     assert args_of(where["^~ /.well-known/acme-challenge/"].block, "root") == [("/var/www/letsencrypt",)]
     assert ("Cache-Control", "public, max-age=31536000, immutable") in args_of(where["^~ /_next/static/"].block,
                                                                                "add_header")

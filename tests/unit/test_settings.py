@@ -8,8 +8,8 @@ from tasks.core.settings import check_layer, check_top_level, defaults, fields, 
 def test_defaults_match_the_guide():
     d = defaults()
     assert (d["user"], d["app_root"], d["branch"]) == ("ubuntu", "/home/ubuntu/QMS", "main")
-    assert {k: d["backend"][k] for k in ("dir", "unit", "port", "asgi_app", "admin_prefix")} == {
-        "dir": "backend", "unit": "qms-backend", "port": 8000, "asgi_app": "backend.asgi:application",
+    assert {k: d["backend"][k] for k in ("dir", "unit", "app_user", "asgi_app", "admin_prefix")} == {
+        "dir": "backend", "unit": "qms-backend", "app_user": "qms", "asgi_app": "backend.asgi:application",
         "admin_prefix": "/django-admin/"}
     assert (d["nginx"]["site"], d["frontend"]["dir"], d["frontend"]["out"]) == ("qms", "frontend", "out")
 
@@ -21,10 +21,12 @@ def test_every_field_has_help_and_a_valid_default():
 
 
 @pytest.mark.parametrize("layer, message", [
-    ({"backend": {"prot": 8000}}, "conf/x.yaml: unknown setting qms.backend.prot: did you mean qms.backend.port?"),
-    ({"backend": {"port": "8000"}}, "conf/x.yaml: qms.backend.port must be an integer from 1 to 65535, got '8000'"),
-    ({"backend": {"port": 0}}, "qms.backend.port must be an integer from 1 to 65535, got 0"),
-    ({"backend": {"port": True}}, "qms.backend.port must be an integer"),
+    ({"backend": {"wrokers": 2}}, "conf/x.yaml: unknown setting qms.backend.wrokers: did you mean qms.backend.workers?"),
+    ({"backend": {"workers": "2"}}, "conf/x.yaml: qms.backend.workers must be an integer from 2 to 16, got '2'"),
+    ({"backend": {"workers": 1}}, "qms.backend.workers must be an integer from 2 to 16, got 1"),
+    ({"backend": {"workers": True}}, "qms.backend.workers must be an integer"),
+    ({"backend": {"unit": "qms@x"}}, "qms.backend.unit must be a unit name without @"),
+    ({"backend": {"app_user": "Root Admin"}}, "qms.backend.app_user must be a user name"),
     ({"app_root": "home/ubuntu"}, "qms.app_root must be an absolute path"),
     ({"backend": {"admin_prefix": "/admin"}}, "must be a URL path that starts and ends with '/'"),
     ({"domains": "qms.example.com"}, "qms.domains must be a list of domain names"),
@@ -42,13 +44,13 @@ def test_bad_values_name_key_file_and_expectation(layer, message):
 
 
 def test_good_layer_passes():
-    assert check_layer({"host": "qms-prod", "backend": {"port": 8001}, "domains": ["a.example.com"]}, "f") is None
+    assert check_layer({"host": "qms-prod", "backend": {"workers": 3}, "domains": ["a.example.com"]}, "f") is None
 
 
 def test_resolve_takes_env_from_the_file_name_and_reports_the_first_bad_layer():
     s = resolve([("conf/production.yaml", {"qms": {"host": "h"}})], {**defaults(), "host": "h"},
                 "conf/production.yaml")
-    assert s.env == "production" and s.backend.port == 8000 and s.host == "h"
+    assert s.env == "production" and s.backend.workers == 2 and s.host == "h"
     with pytest.raises(UserError, match="conf/staging.yaml: unknown setting qms.hots"):
         resolve([("conf/staging.yaml", {"qms": {"hots": "h"}})], defaults(), "conf/staging.yaml")
 
