@@ -161,7 +161,8 @@ def seal(host, s, rid: str, sha: str) -> None:
     """Mark release `rid` complete: only a sealed release can be served, rolled back to, or kept."""
     export, info = checked_export(s)
     agent(host, s, "seal", rid, plan.socket_path(s, rid),
-          json.dumps({"commit": sha, "frontend_commit": info.get("git_sha"), "env": s.env}))
+          json.dumps({"commit": sha, "frontend_commit": info.get("git_sha"), "env": s.env,
+                      "links": plan.release_links(s)}))
 
 
 def switch(host, s, rid: str) -> Optional[str]:

@@ -22,9 +22,10 @@ def install_units(host, s, release: str) -> bool:
     """Render the template units, check them on the server against release `release` (ExecStart, systemd-analyze
     verify), install; daemon-reload only on change."""
     units = plan.render_units(s)
-    program = plan.exec_start_program(units["service"]).replace("%i", release)
+    # the release is not sealed yet (its links come last): ask for the program where its link will lead
+    program = plan.venv_bin(s, "uvicorn", release)
     executable = host.probe(f"test -x {shlex.quote(program)}").ok
-    problem = plan.exec_start_problem(units["service"].replace("%i", release), executable)
+    problem = plan.exec_start_problem(units["service"], executable, program)
     if problem:
         raise UserError(f"[{host.name}] refusing to install {s.backend.unit}@.service: {problem}")
     paths = plan.unit_paths(s)

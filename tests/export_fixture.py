@@ -9,9 +9,10 @@ PAGES = ("index", "login", "404", "admin/users")
 
 
 def make_export(root: Path, *, api_url: str = "https://qms.test/api", env: str = "standin", marker: str = "v1",
-                extra_files: int = 0, extra_bytes: int = 0, seed: int = 0) -> dict:
+                extra_files: int = 0, extra_bytes: int = 0, seed: int = 0, git_sha: str = "") -> dict:
     """Write an export like Next's into `root` (pages, hashed chunks that inline the API URL, a 404 page) plus
-    `extra_files` random assets of `extra_bytes` in total; stamp build-info.json. Returns the build info."""
+    `extra_files` random assets of `extra_bytes` in total; stamp build-info.json (as built from commit `git_sha`:
+    a deploy of that commit then ships it without building). Returns the build info."""
     root.mkdir(parents=True, exist_ok=True)
     for page in PAGES:
         chunk = f'"use strict";let n="{api_url}";async function a(e){{return fetch(n+e)}}/*{page}*/'
@@ -29,7 +30,7 @@ def make_export(root: Path, *, api_url: str = "https://qms.test/api", env: str =
         asset = root / "_next" / "static" / "media" / f"{i // 100:02d}" / f"asset-{i:05d}.bin"
         asset.parent.mkdir(parents=True, exist_ok=True)
         asset.write_bytes(rng.randbytes(extra_bytes // extra_files))
-    info = bundle.build_info(root, env=env, api_url=api_url, git_sha=hashlib.sha1(marker.encode()).hexdigest(),
+    info = bundle.build_info(root, env=env, api_url=api_url, git_sha=git_sha or hashlib.sha1(marker.encode()).hexdigest(),
                              dirty=False, built_at="2026-01-01T00:00:00Z")
     bundle.write_build_info(root, info)
     return info

@@ -67,6 +67,13 @@ def instance(s: Settings, release: str) -> str:
     return f"{s.backend.unit}@{release}"
 
 
+def release_links(s: Settings) -> dict[str, str]:
+    """Links in each release to its Django project and its venv: the template unit names only these, so a change
+    of qms.backend.dir or python_project never breaks an older release that a rollback starts again."""
+    venv = posixpath.normpath(posixpath.join(s.backend.python_project or s.backend.dir, ".venv"))
+    return {"app": posixpath.normpath(s.backend.dir), "venv": venv}
+
+
 def code_paths(s: Settings) -> list[str]:
     """What a release takes from the repository: the Django project and the Python project (git archive)."""
     return sorted({posixpath.normpath(s.backend.dir), posixpath.normpath(s.backend.python_project or s.backend.dir)})
@@ -148,8 +155,9 @@ def render_units(s: Settings) -> dict[str, str]:
     release = posixpath.join(releases_dir(s), "%i")
     context = {
         "unit": s.backend.unit, "user": s.backend.app_user, "asgi_app": s.backend.asgi_app,
-        "backend_dir": backend_dir(s, "%i"), "env_file": env_file(s), "uvicorn": venv_bin(s, "uvicorn", "%i"),
-        "static_root": static_root(s, "%i"), "release": release,
+        "backend_dir": posixpath.join(release, "app"), "env_file": env_file(s),
+        "uvicorn": posixpath.join(release, "venv", "bin", "uvicorn"),
+        "static_root": posixpath.join(release, "app", s.backend.static_dir), "release": release,
         "workers": s.backend.workers, "graceful_seconds": s.backend.graceful_seconds,
         "memory_max": s.backend.memory_max, "listen": socket_path(s, "%i"), "socket_group": s.nginx.user,
         # the SQLite directory (the database, its journal and WAL files) and media: all the app may write
@@ -158,9 +166,9 @@ def render_units(s: Settings) -> dict[str, str]:
     return {kind: render_template("systemd", f"backend.{kind}.j2", context) for kind in ("socket", "service")}
 
 
-def exec_start_problem(service_text: str, executable: Optional[bool]) -> Optional[str]:
+def exec_start_problem(service_text: str, executable: Optional[bool], resolved: str = "") -> Optional[str]:
     """Why the unit's ExecStart cannot start (the guide's 203/EXEC), or None. `executable`: what the server said
-    about the program (None when not asked yet)."""
+    about the program (None when not asked yet), found at `resolved` (default: ExecStart's own path)."""
     line = next((l for l in service_text.splitlines() if l.startswith("ExecStart=")), None)
     if line is None:
         return "the unit has no ExecStart"
@@ -169,13 +177,8 @@ def exec_start_problem(service_text: str, executable: Optional[bool]) -> Optiona
         return (f"ExecStart runs {program!r}, not an absolute path: systemd does not search ~/.local/bin "
                 f"(status=203/EXEC); give the absolute path")
     if executable is False:
-        return f"ExecStart's {program} does not exist or is not executable on the server: run deps first"
+        return f"ExecStart's {resolved or program} does not exist or is not executable on the server: run deps first"
     return None
-
-
-def exec_start_program(service_text: str) -> str:
-    line = next(l for l in service_text.splitlines() if l.startswith("ExecStart="))
-    return shlex.split(line.partition("=")[2])[0].lstrip("-@:+!")
 
 
 def origins(s: Settings) -> list[str]:

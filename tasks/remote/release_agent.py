@@ -186,11 +186,15 @@ def seal(app, rid, socket, info):
     release = os.path.join(app, "releases", checked_id(rid))
     if not os.path.isdir(release):
         fail("there is no release %s to seal" % rid)
-    link = os.path.join(release, "backend.sock")
-    if os.path.lexists(link):
-        os.unlink(link)
-    os.symlink(socket, link)
     data = dict(json.loads(info), id=rid, sealed_at=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    # the units and nginx reach a release only through these links, so they hold no path that a release's
+    # settings (where manage.py or the venv is) could change under an older release
+    links = dict(data.pop("links", {}), **{"backend.sock": socket})
+    for name, target in links.items():
+        link = os.path.join(release, name)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(target, link)
     temp = os.path.join(release, SEALED + ".tmp")
     with open(temp, "w") as f:
         f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")

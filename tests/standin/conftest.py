@@ -11,7 +11,7 @@ from fabric import Config, Connection
 from tasks.core.host import Host, known_hosts_files, secure
 from tests.conftest import REPO, fab
 from tests.export_fixture import make_export
-from tests.standin.harness import DEPLOY_STEPS, STATE, standin_cmd, standin_settings
+from tests.standin.harness import STATE, more_settings, standin_cmd, standin_settings
 
 @dataclass
 class Standin:
@@ -126,18 +126,27 @@ def set_up_example_app(base: str, tmp: Path) -> Standin:
 
 
 def deploy_example_app(base: str, tmp: Path, settings: str = "", secrets: str = "") -> Standin:
-    """A fresh stand-in serving the example app over HTTPS, deployed step by step: frontend release (a made-up
-    export), backend under systemd. `settings` is YAML added under qms:, `secrets` lines added to its secrets file."""
+    """A fresh stand-in serving the example app over HTTPS, set up by `fab setup` with a made-up export stamped with
+    the app's commit (so nothing is built). `settings` is YAML added under qms:, `secrets` lines added to its secrets
+    file; `s.setup_output` is what setup printed."""
     s = with_example_app(make_standin(base, tmp), tmp, settings, secrets)
-    make_export(s.app / "frontend" / "out", marker="backend")
+    if "superuser:" not in settings:   # no superuser: its password is the chain tests' business
+        s.conf.write_text(more_settings(s.conf.read_text(), "  setup:\n    superuser: ''\n"))
+    s.tmp = tmp
+    stamp_export(s, "backend")
     # The guide's section 5: uv installed the usual way, into ~/.local/bin, which systemd's PATH does not have.
     s.ssh("python3 -m pip install -q --user --break-system-packages uv && test -x ~/.local/bin/uv")
-    s.steps = {}
-    for step in DEPLOY_STEPS:
-        result = s.fab(step)
-        assert result.returncode == 0, f"{step}: {result.stdout[-1500:]}{result.stderr}"
-        s.steps[step] = result.stdout
+    made = s.fab("setup", timeout=1800)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr
+    s.setup_output = made.stdout
     return s
+
+
+def stamp_export(s: Standin, marker: str, **kw) -> dict:
+    """A made-up export of the app's HEAD commit in its frontend/out: a deploy ships it without building."""
+    head = subprocess.run(["git", "-C", str(s.app), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return make_export(s.app / "frontend" / "out", marker=marker, git_sha=head, **kw)
 
 
 def get(standin: Standin, path: str) -> tuple[int, str]:

@@ -1,5 +1,5 @@
-"""What the stand-in tests and the benchmarks share (no pytest here): a settings file for a stand-in, the steps of
-a first deploy, and the `fab` to run."""
+"""What the stand-in tests and the benchmarks share (no pytest here): a settings file for a stand-in and the `fab` to
+run."""
 import os
 import subprocess
 import sys
@@ -11,8 +11,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "scripts" / "standin"
 STATE = Path(os.environ.get("QMS_STANDIN_STATE", "/var/lib/qms-standin"))
-DEPLOY_STEPS = ("prepare", "env", "git-pull", "deps", "migrate", "collectstatic", "service", "upload", "nginx-reload",
-                "tls", "fix-perms", "restart")
 
 
 def standin_settings(name: str, ssh_config: Optional[Path] = None, app_dir: Optional[Path] = None,

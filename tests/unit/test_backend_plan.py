@@ -16,10 +16,12 @@ def test_the_unit_is_a_template_per_release_run_by_the_apps_user():
     units = plan.render_units(settings())
     service = units["service"]
     release = "/home/ubuntu/QMS/releases/%i"
-    assert f"ExecStart={release}/backend/.venv/bin/uvicorn backend.asgi:application --fd 3 --workers 2" in service
+    # through the release's own links: a later change of where manage.py or the venv is never breaks this release
+    assert f"ExecStart={release}/venv/bin/uvicorn backend.asgi:application --fd 3 --workers 2" in service
+    assert plan.release_links(settings()) == {"app": "backend", "venv": "backend/.venv"}
     assert "EnvironmentFile=/home/ubuntu/QMS/shared/.env" in service
-    assert f"WorkingDirectory={release}/backend" in service
-    assert f"Environment=STATIC_ROOT={release}/backend/staticfiles" in service
+    assert f"WorkingDirectory={release}/app" in service
+    assert f"Environment=STATIC_ROOT={release}/app/staticfiles" in service
     # the app writes its database directory and media, nothing of its code or venv
     assert "ReadWritePaths=/home/ubuntu/QMS/shared/db /home/ubuntu/QMS/shared/media" in service
     assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
@@ -98,10 +100,8 @@ def test_a_python_project_at_the_repository_root_runs_the_app_from_its_venv():
     s = settings(backend={**defaults()["backend"], "python_project": "."})
     assert plan.project_dir(s, "r1") == "/home/ubuntu/QMS/releases/r1"
     assert plan.code_paths(s) == [".", "backend"]
-    service = plan.render_units(s)["service"]
-    assert "ExecStart=/home/ubuntu/QMS/releases/%i/.venv/bin/uvicorn " in service
-    # manage.py's folder, where the app imports from
-    assert "WorkingDirectory=/home/ubuntu/QMS/releases/%i/backend" in service
+    # the unit runs manage.py's folder (where the app imports from) with the venv at the root
+    assert plan.release_links(s) == {"app": "backend", "venv": ".venv"}
     assert plan.manage_command(s, "check", "r1").split()[-3] == "/home/ubuntu/QMS/releases/r1/.venv/bin/python"
 
 
