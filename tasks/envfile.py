@@ -11,7 +11,9 @@ from .core.runtime import host_of, settings_of
 def env(c, diff=False):
     """Write the server's .env (0600) from settings and secrets.
 
-    Write the server's .env (mode 0600) from the settings and the secrets file; origins follow the domains.
+    Write the server's .env (mode 0600) from the settings and the secrets file (every key but the tool's own:
+    the backup AWS keys and DJANGO_SUPERUSER_PASSWORD stay here unless qms.backend.secret_env lists them); origins
+    follow the domains.
     """
     s = settings_of(c)
     return write_env(host_of(c, s), s, diff)

@@ -4,6 +4,7 @@ from .core.console import print_table
 from rich.table import Table
 
 from .core.runtime import settings_of
+from .core.backend_plan import server_secrets
 from .core.secrets import MASK
 from .core.settings import fields
 
@@ -29,8 +30,9 @@ def settings(c, all=False):
     if s.secrets_path is not None:
         state = f"{len(s.secrets)} keys" if s.secrets_path.is_file() else "missing"
         print(f"secrets: {s.secrets_path} ({state})")
+        sent = server_secrets(s)
         for key in sorted(s.secrets):
-            print(f"  {key}={MASK}")
+            print(f"  {key}={MASK}  " + ("(server's .env)" if key in sent else "(this machine only: the tool's own)"))
     print("settings ok")
 
 

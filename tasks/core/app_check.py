@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .backend_plan import python_satisfies
+from .backend_plan import python_satisfies, server_secrets
 from .checks import FAIL, OK, READS_ENV, WARN, Finding
 
 Reader = Callable[[str], Optional[tuple]]   # dotted module -> (its file relative to the app dir, its text), or None
@@ -55,7 +55,7 @@ class Layout:
                    python_project=b.python_project and join(b.python_project), static_dir=b.static_dir,
                    database=b.database, api_prefix=b.api_prefix, admin_prefix=b.admin_prefix,
                    health_path=s.smoke.health_path, asgi_app=b.asgi_app, build_env=dict(s.frontend.build_env),
-                   backend_env={**dict(b.env), **dict.fromkeys(b.secret_env, '')},
+                   backend_env={**dict(b.env), **dict.fromkeys([*server_secrets(s), *b.secret_env], '')},
                    domains=tuple(s.domains), api_url=s.frontend.api_url)
 
 

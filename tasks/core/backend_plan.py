@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .errors import UserError
+from .secrets import TOOL_KEYS
 from .settings import Settings
 from .templates import render_template
 
@@ -192,23 +193,41 @@ def secret(s: Settings, name: str, why: str) -> str:
     return value
 
 
+def server_secrets(s: Settings) -> dict[str, str]:
+    """The secrets file's keys the server's .env gets: every one but the tool's own (TOOL_KEYS), which go only when
+    qms.backend.secret_env names them."""
+    return {k: v for k, v in s.secrets.items() if k not in TOOL_KEYS or k in s.backend.secret_env}
+
+
 def render_env(s: Settings) -> str:
     """The server's .env (systemd EnvironmentFile syntax: double quotes, backslash escapes, no $ expansion)."""
-    values = {
-        "SECRET_KEY": secret(s, "SECRET_KEY", "add a long random value (see conf/secrets.env.example)"),
+    key = secret(s, "SECRET_KEY", "add a long random value (see conf/secrets.env.example)")
+    for name in s.backend.secret_env:
+        secret(s, name, "qms.backend.secret_env lists it")
+    tool = {
         "DEBUG": "0",
         # 127.0.0.1 and localhost: the health checks this tool runs on the server itself
         "ALLOWED_HOSTS": ",".join([*s.domains, "127.0.0.1", "localhost"]),
         "CORS_ALLOWED_ORIGINS": ",".join(origins(s)),
         "CSRF_TRUSTED_ORIGINS": ",".join(origins(s)),
         "DATABASE_PATH": database_path(s),
-        **s.backend.env,
-        **{name: secret(s, name, "qms.backend.secret_env lists it") for name in s.backend.secret_env},
     }
+    secrets = server_secrets(s)
+    bad = sorted(name for name in secrets if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name))
+    if bad:   # systemd would skip it with a warning in the journal, and the app would miss it
+        raise UserError(f"{bad[0]} in {s.secrets_path} is not a variable name: use letters, digits and _ only")
+    # one source per key: a secret that silently replaced a setting (DEBUG=1 from a copied dev .env) would go unseen
+    both = sorted(secrets.keys() & s.backend.env.keys())
+    if both:
+        raise UserError(f"{both[0]} is in both {s.secrets_path} and qms.backend.env ({s.source}): keep it in one")
+    replaced = sorted(secrets.keys() & tool.keys())
+    if replaced:
+        raise UserError(f"{replaced[0]} in {s.secrets_path} would replace the value this tool writes from the "
+                        "settings: remove it there (to override it on purpose, set it in qms.backend.env)")
     lines = ["# Written by qms-deploy from the settings and the secrets file: edits here are overwritten."]
-    for key, value in values.items():
+    for name, value in {"SECRET_KEY": key, **tool, **s.backend.env, **secrets}.items():
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'{key}="{escaped}"')
+        lines.append(f'{name}="{escaped}"')
     return "\n".join(lines) + "\n"
 
 

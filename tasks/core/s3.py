@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import UserError
+from .secrets import BACKUP_KEYS
 from .settings import Settings
 
 
@@ -20,8 +21,7 @@ def client(s: Settings):
                         f"{s.secrets_path})")
     import boto3   # only when S3 is used: the rest of the tool does without it
 
-    keys = {name.lower(): s.secrets[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                         "AWS_SESSION_TOKEN") if s.secrets.get(name)}
+    keys = {name.lower(): s.secrets[name] for name in BACKUP_KEYS if s.secrets.get(name)}
     return boto3.client("s3", endpoint_url=s.backups.s3.endpoint_url, region_name=s.backups.s3.region, **keys)
 
 

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from dotenv import dotenv_values
 
@@ -15,8 +15,60 @@ from .local_files import decode
 
 MASK = "********"
 # Environment variables whose values are secret even when they do not come from a secrets file.
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|_KEY$")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|APIKEY|_KEY$")
 MIN_LENGTH = 4   # masking shorter values would garble ordinary output; such secrets are too weak anyway
+
+# The secrets file's keys this tool reads itself. They stay on this machine (the app's process has no use for the
+# backup credentials or the superuser's one-time password) unless qms.backend.secret_env names them.
+BACKUP_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")   # S3 copies of backups
+TOOL_KEYS = (*BACKUP_KEYS, "DJANGO_SUPERUSER_PASSWORD")   # + setup's createsuperuser, once
+
+# Values that are secrets whatever their name, and what they are.
+SECRET_VALUES = (
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@"), "a URL with a password"),
+    (re.compile(r"\b((sk|rk)_(live|test)_|gh[pousr]_|github_pat_|xox[abpr]-)[A-Za-z0-9_-]{16,}"), "an API token"),
+)
+# Public by design (STRIPE_PUBLISHABLE_KEY, VAPID_PUBLIC_KEY, RECAPTCHA_SITE_KEY): their name and randomness are fine.
+PUBLIC_NAME = re.compile(r"PUBLIC|PUBLISHABLE|SITE_KEY$")
+# A secret's name with such a value is a setting about the secret (PASSWORD_MIN_LENGTH: 12, SECRET_KEY_FILE: /run/..).
+PLAIN_VALUE = re.compile(r"\d*|true|false|yes|no|on|off|/\S*", re.IGNORECASE)
+UUID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)   # an id more often than a key
+
+
+def random_looking(value: str) -> bool:
+    """A long generated key: digits, capitals, small letters and symbols change places every few characters.
+    Words, hosts, paths, versions, CamelCase and header values do between separators, if at all, and a key without
+    a digit or symbol is left to the name rule. Canonical UUIDs are let through."""
+    kinds = [_kind(ch) for ch in value]
+    changes = sum(1 for a, b in zip(kinds, kinds[1:]) if a != b and a and b)
+    return (len(value) >= 24 and not any(ch.isspace() for ch in value) and changes >= len(value) / 6
+            and bool({"digit", "symbol"} & set(kinds)) and not UUID.fullmatch(value))
+
+
+def _kind(ch: str) -> str:
+    """The class of a character; separators belong to none, so that a change across one does not count."""
+    if ch.isdigit():
+        return "digit"
+    if ch.isalpha():
+        return "upper" if ch.isupper() else "lower"
+    return "" if ch in "-_./:@,;=+ " else "symbol"
+
+
+def why_secret(name: str, value: str) -> Optional[str]:
+    """Why a plain (committed) setting NAME: value looks like a secret, or None. Errs towards refusing: moving a
+    value to the secrets file costs nothing, a key pushed to git stays in its history."""
+    for pattern, what in SECRET_VALUES:
+        if pattern.search(value):
+            return f"its value is {what}"
+    if PUBLIC_NAME.search(name.upper()):
+        return None
+    if SECRET_NAME.search(name.upper()) and not PLAIN_VALUE.fullmatch(value.strip()):
+        return "its name says it is"
+    if random_looking(value):
+        return "its value looks like a generated key"
+    return None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .errors import UserError
+from .secrets import TOOL_KEYS, why_secret
 
 # The project root: relative paths in settings are taken from here, whatever the current directory.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,8 @@ SCHEMA: dict = {
                         "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
-    "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets"),
+    "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets: "
+                          "the server's .env gets every key but the tool's own (see backend.secret_env)"),
     "keep_releases": Field(5, integer(2, 100), "whole-app releases kept on the server for rollback (the oldest are "
                            "pruned; never the served one or the one before it)"),
     "frontend": {
@@ -123,11 +125,14 @@ SCHEMA: dict = {
                                             "a size such as 400M"), "systemd MemoryMax of the backend (1 GB box)"),
         "graceful_seconds": Field(20, integer(1, 600), "how long a stopping worker may finish its requests"),
         "uv": Field(None, optional(absolute_path), "absolute path of uv on the server (default: found, or installed)"),
-        "env": Field({}, string_map, "more variables for the server's .env (not secrets: those go in the secrets file)"),
+        "env": Field({}, string_map, "more plain variables for the server's .env (committed: a value that looks "
+                     "secret is refused; secrets go in the secrets file, whose keys the server's .env gets too)"),
         "secret_env": Field([], _expect(lambda v: isinstance(v, list) and all(
             isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in v), "a list of variable names"),
-                            "more secrets-file values the server's .env gets, by name, such as [EMAIL_HOST_PASSWORD] "
-                            "(never shown)"),
+                            f"the tool's own keys of the secrets file ({', '.join(TOOL_KEYS)}) stay on this "
+                            "machine; those listed here go to the server's .env too and must be in the file, such as "
+                            "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY] for an app that uses the same bucket (every "
+                            "other key goes anyway)"),
     },
     "nginx": {
         "site": Field("qms", unit_name, "name of the nginx site file"),
@@ -318,7 +323,24 @@ def resolve(layers: list[tuple[str, Any]], merged: dict, runtime_path: Optional[
         values["env"] = Path(runtime_path).stem
     if values.get("env") and not re.fullmatch(r"[a-z][a-z0-9_-]*", values["env"]):
         raise UserError(f"{source}: qms.env must be a lowercase name such as production, got {values['env']!r}")
+    secrets_file = values["secrets_file"].format(env=values["env"]) if values.get("env") else "the secrets file"
+    for where, data in [*((path, d.get("qms")) for path, d in layers if isinstance(d, dict)), (source, merged)]:
+        problem = committed_secret(data, where, secrets_file)
+        if problem:
+            raise UserError(problem)
     return Settings(values, source)
+
+
+def committed_secret(qms: Any, source: str, secrets_file: str) -> Optional[str]:
+    """A value of qms.backend.env (committed with the settings) that looks secret, named without its value."""
+    backend = qms.get("backend") if isinstance(qms, dict) else None
+    env = backend.get("env") if isinstance(backend, dict) else None
+    for key, value in (env or {}).items():
+        why = why_secret(key, value)
+        if why:
+            return (f"{source}: qms.backend.env.{key} looks like a secret ({why}): move it to {secrets_file}, the "
+                    "git-ignored secrets file (the server's .env gets its keys too)")
+    return None
 
 
 def check_top_level(data: Any, source: str, known: set) -> None:

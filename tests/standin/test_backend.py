@@ -1,5 +1,7 @@
 """The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a new commit with a
 migration and an endpoint, a commit that cannot start, and restarts under steady traffic with no failed request."""
+import hashlib
+import secrets
 import subprocess
 import threading
 import time
@@ -236,6 +238,41 @@ def test_env_diff_names_keys_never_values_and_a_change_restarts(box, tmp_path):
         restarted = fab("-f", conf, "restart")
         assert restarted.returncode == 0 and "/home/ubuntu/QMS/.env changed since it started" in restarted.stdout
     finally:
+        assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0
+
+
+def test_the_apps_secrets_reach_the_running_app_and_the_tools_own_stay_here(box):
+    """Every key of the secrets file but the tool's own goes to the server's .env (0600), which the service reads;
+    no value shows in the tool's output or on a command line the server logs (sudo writes those to the journal)."""
+    token, aws = f"app-token-{secrets.token_hex(12)}", f"aws-secret-{secrets.token_hex(12)}"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    original = box.secrets.read_text()
+    box.secrets.write_text(original + f"QMS_APP_TOKEN={token}\nAWS_ACCESS_KEY_ID=AKIA{secrets.token_hex(8).upper()}"
+                                      f"\nAWS_SECRET_ACCESS_KEY={aws}\nDJANGO_SUPERUSER_PASSWORD={aws}-su\n")
+    try:
+        written = box.fab("env")
+        assert written.returncode == 0, written.stderr
+        assert "added    QMS_APP_TOKEN" in written.stdout and "AWS_" not in written.stdout
+        env = box.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+        assert f'QMS_APP_TOKEN="{token}"' in env
+        assert "AWS_" not in env and "DJANGO_SUPERUSER_PASSWORD" not in env and aws not in env
+        assert box.ssh("stat -c '%a %U' /home/ubuntu/QMS/.env").stdout.strip() == "600 ubuntu"
+        restarted = box.fab("restart")
+        assert restarted.returncode == 0, restarted.stderr
+        # the running service's own environment, and manage.py's (the same EnvironmentFile): compared by digest,
+        # so that the value stays off the command lines
+        running = box.ssh("sudo cat /proc/$(systemctl show -p MainPID --value qms-backend.service)/environ "
+                          "| tr '\\0' '\\n' | sed -n 's/^QMS_APP_TOKEN=//p' | tr -d '\\n' | sha256sum").stdout
+        assert running.split()[0] == digest
+        shell = box.fab("manage", "shell -c \"import hashlib, os; "
+                                  "print(hashlib.sha256(os.environ['QMS_APP_TOKEN'].encode()).hexdigest())\"")
+        assert shell.returncode == 0 and digest in shell.stdout, shell.stderr
+        for result in (written, restarted, shell):
+            assert token not in result.stdout + result.stderr and aws not in result.stdout + result.stderr
+        journal = box.ssh("sudo journalctl -o cat --since '-30 min'").stdout
+        assert "COMMAND=" in journal and token not in journal and aws not in journal
+    finally:
+        box.secrets.write_text(original)
         assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0
 
 

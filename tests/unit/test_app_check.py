@@ -150,6 +150,15 @@ def test_a_variable_the_settings_give_the_env_reads_is_known():
     assert settings_rows(text, layout)["settings: DATABASES"].result == OK
 
 
+def test_the_apps_keys_in_the_secrets_file_are_known_the_tools_own_are_not():
+    s = resolve([], defaults(), None)
+    s.secrets = {"DJANGO_SECRET_KEY": "k" * 40, "AWS_SECRET_ACCESS_KEY": "a" * 40}
+    text = 'import os\nSECRET_KEY = os.environ["DJANGO_SECRET_KEY"]\n'
+    assert settings_rows(text, ac.Layout.of(s))["settings: SECRET_KEY"].result == OK
+    text = 'import os\nSECRET_KEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n'
+    assert settings_rows(text, ac.Layout.of(s))["settings: SECRET_KEY"].result == FAIL
+
+
 def test_star_imports_of_the_apps_own_modules_are_followed_others_named():
     rows = settings_rows("from .base import *\nDEBUG = False\n", **{"proj.base": FROM_ENV})
     assert rows["settings: SECRET_KEY"].saw == "backend/proj/base.py:8: reads SECRET_KEY"

@@ -62,13 +62,45 @@ def test_env_without_a_secret_key_names_the_file():
         plan.render_env(s)
 
 
-def test_more_secrets_reach_the_env_by_name_and_a_missing_one_is_named():
-    s = settings(backend={**defaults()["backend"], "secret_env": ["EMAIL_HOST_PASSWORD"]})
-    s.secrets = {"SECRET_KEY": "k" * 40, "EMAIL_HOST_PASSWORD": "p@ss word"}
-    assert 'EMAIL_HOST_PASSWORD="p@ss word"' in plan.render_env(s)
-    s.secrets = {"SECRET_KEY": "k" * 40}
-    with pytest.raises(UserError, match="EMAIL_HOST_PASSWORD is missing from .*: qms.backend.secret_env lists it"):
+APP_AND_TOOL_SECRETS = {"SECRET_KEY": "k" * 40, "EMAIL_HOST_PASSWORD": "p@ss word", "SENTRY_DSN": "",
+                        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG",
+                        "DJANGO_SUPERUSER_PASSWORD": "once-only"}
+
+
+def test_the_apps_secrets_reach_the_env_and_the_tools_own_stay_here():
+    s = settings()
+    s.secrets = dict(APP_AND_TOOL_SECRETS)
+    env = plan.parse_env(plan.render_env(s))
+    assert env["EMAIL_HOST_PASSWORD"] == "p@ss word" and env["SENTRY_DSN"] == "" and env["SECRET_KEY"] == "k" * 40
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DJANGO_SUPERUSER_PASSWORD"} & env.keys()
+    assert next(iter(env)) == "SECRET_KEY"
+
+
+def test_a_tool_key_goes_too_when_listed_and_a_missing_one_is_named():
+    s = settings(backend={**defaults()["backend"], "secret_env": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]})
+    s.secrets = dict(APP_AND_TOOL_SECRETS)
+    env = plan.parse_env(plan.render_env(s))
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIAIOSFODNN7EXAMPLE" and "DJANGO_SUPERUSER_PASSWORD" not in env
+    s.secrets = {"SECRET_KEY": "k" * 40, "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}
+    with pytest.raises(UserError, match="AWS_SECRET_ACCESS_KEY is missing from .*: qms.backend.secret_env lists it"):
         plan.render_env(s)
+
+
+@pytest.mark.parametrize("secrets, backend_env, message", [
+    ({"DEBUG": "1"}, {}, "DEBUG in /x/production.env would replace the value this tool writes from the settings: "
+                         "remove it there (to override it on purpose, set it in qms.backend.env)"),
+    ({"ALLOWED_HOSTS": "*"}, {}, "ALLOWED_HOSTS in /x/production.env would replace"),
+    ({"SITE_NAME": "QMS"}, {"SITE_NAME": "QMS"},
+     "SITE_NAME is in both /x/production.env and qms.backend.env (conf/production.yaml): keep it in one"),
+    ({"my-key": "v"}, {}, "my-key in /x/production.env is not a variable name: use letters, digits and _ only"),
+])
+def test_a_key_with_two_sources_or_no_valid_name_is_refused_without_its_value(secrets, backend_env, message):
+    s = settings(backend={**defaults()["backend"], "env": backend_env})
+    s.secrets, s.secrets_path = {"SECRET_KEY": "k" * 40, **secrets}, "/x/production.env"
+    with pytest.raises(UserError) as e:
+        plan.render_env(s)
+    assert message in e.value.message and "\n" not in e.value.message
+    assert not any(value in e.value.message for value in ("*", "k" * 40))
 
 
 def test_manage_runs_as_the_apps_user_in_a_releases_environment_with_quoted_words():

@@ -66,13 +66,23 @@ def test_missing_required_value_names_what_needs_it(write_conf):
     assert_one_line_error(fab("-f", conf, "status"), str(conf), "qms.host is not set", "(or pass -H)")
 
 
-def test_secret_values_are_masked_in_settings_output(write_conf, tmp_path):
-    (tmp_path / "secrets.env").write_text("SECRET_KEY=very-secret-value-123\n")
+def test_secret_values_are_masked_in_settings_output_which_says_where_each_key_goes(write_conf, tmp_path):
+    (tmp_path / "secrets.env").write_text("SECRET_KEY=very-secret-value-123\nAWS_ACCESS_KEY_ID=AKIA-not-real-1234\n")
     conf = write_conf(f"qms:\n  secrets_file: {tmp_path / 'secrets.env'}\n  host: x\n")
     result = fab("-f", conf, "settings")
     assert result.returncode == 0, result.stderr
-    assert "SECRET_KEY=********" in result.stdout
-    assert "very-secret-value-123" not in result.stdout + result.stderr
+    assert "SECRET_KEY=********  (server's .env)" in result.stdout
+    assert "AWS_ACCESS_KEY_ID=********  (this machine only: the tool's own)" in result.stdout
+    assert "very-secret-value-123" not in result.stdout + result.stderr and "AKIA-not" not in result.stdout
+
+
+def test_a_secret_in_the_committed_settings_is_refused_before_connecting_and_never_shown(write_conf):
+    conf = write_conf("qms:\n  host: nowhere.invalid\n  backend:\n    env:\n"
+                      "      STRIPE_API_KEY: sk_live_4eC39HqLyjWDarjtT1zdp7dc\n", name="production.yaml")
+    for task in ("settings", "env", "deploy"):
+        line = assert_one_line_error(fab("-f", conf, task), f"{conf}: qms.backend.env.STRIPE_API_KEY looks like a "
+                                     "secret (its value is an API token): move it to conf/production.env")
+        assert "4eC39" not in line
 
 
 def test_the_korean_quickstart_names_only_real_tasks():

@@ -1,7 +1,12 @@
 """Secret masking: values from the secrets file never reach the terminal, even split across writes."""
 import io
+import re
+import secrets
 
-from tasks.core.secrets import MASK, Masker, MaskingStream, read_dotenv, secret_values_in_env
+import pytest
+
+from tasks.core.secrets import MASK, TOOL_KEYS, Masker, MaskingStream, read_dotenv, secret_values_in_env, why_secret
+from tasks.core.settings import PROJECT_ROOT
 
 
 def test_mask_replaces_every_secret_longest_first():
@@ -39,3 +44,52 @@ def test_secret_names_in_the_environment():
     values = secret_values_in_env({"AWS_SECRET_ACCESS_KEY": "x1", "DB_PASSWORD": "x2", "PATH": "/bin",
                                    "SSH_PRIVATE_KEY": "x3", "HOME": "/root"})
     assert sorted(values) == ["x1", "x2", "x3"]
+
+
+@pytest.mark.parametrize("name, value, why", [
+    ("EMAIL_HOST_PASSWORD", "hunter22", "its name says it is"),
+    ("STRIPE_SECRET_KEY", "anything", "its name says it is"),
+    ("SENTRY_AUTH_TOKEN", "abc", "its name says it is"),
+    ("SIGNING_KEY", "plain words", "its name says it is"),
+    ("GOOGLE_APIKEY", "x-y-z", "its name says it is"),
+    ("OAUTH_CREDENTIALS", "{}", "its name says it is"),
+    ("S3_ID", "AKIAIOSFODNN7EXAMPLE", "its value is an AWS access key id"),
+    ("DATABASE_URL", "postgres://qms:s3cret@db.internal:5432/qms", "its value is a URL with a password"),
+    ("CACHE_URL", "redis://:s3cret@127.0.0.1:6379/0", "its value is a URL with a password"),
+    ("PUBLIC_CERT", "-----BEGIN RSA PRIVATE KEY-----\nMIIE", "its value is a private key"),
+    ("PAYMENTS", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "its value is an API token"),
+    ("GH", "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "its value is an API token"),
+    ("FIELD_SALT", "k3enire%+^v(+suwq_*s=fhypx=fxdup@q5b%y%w=p#=@f8oj8", "its value looks like a generated key"),
+    ("SLACK_WEBHOOK", "https://hooks.slack.com/services/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",
+     "its value looks like a generated key"),
+    ("FIELD_SALT", secrets.token_hex(32), "its value looks like a generated key"),
+    # public by design, settings about a secret, and ordinary values
+    ("STRIPE_PUBLISHABLE_KEY", "pk_live_51H8abcDEF123ghiJKL456mnoPQR789", None),
+    ("VAPID_PUBLIC_KEY", "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U", None),
+    ("RECAPTCHA_SITE_KEY", "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI", None),
+    ("PASSWORD_MIN_LENGTH", "12", None),
+    ("JWT_ACCESS_TOKEN_LIFETIME", "300", None),
+    ("SESSION_COOKIE_SECURE", "true", None),
+    ("SECRET_KEY_FILE", "/run/credentials/qms-backend/secret_key", None),
+    ("EMAIL_HOST_PASSWORD", "", None),
+    ("DATABASE_URL", "postgres://qms@db.internal:5432/qms", None),
+    ("DJANGO_SETTINGS_MODULE", "backend.settings.production", None),
+    ("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend", None),
+    ("TENANT_ID", "3771fa90-3f9d-4274-b473-279c7a9ce5f2", None),
+    ("APP_VERSION", "v2.3.4-rc1+build.20240501.abcdef1", None),
+    ("ACCEPT_LANGUAGE", "ko-KR,en-US;q=0.9,en;q=0.8", None),
+    ("BUCKET", "myproject-production-bucket-2024", None),
+    ("SENTRY_DSN", "https://o123456.ingest.sentry.io/4504123456789", None),
+    ("TIME_ZONE", "Asia/Seoul", None),
+])
+def test_what_looks_secret_in_committed_settings(name, value, why):
+    assert why_secret(name, value) == why
+
+
+def test_every_secret_the_tool_reads_for_itself_is_a_tool_key():
+    """A key the tool reads (s.secrets[...] / .get(...) anywhere in tasks/) must be in TOOL_KEYS, or the server's
+    .env would get it as if it were the app's; SECRET_KEY is the app's, read through backend_plan.secret."""
+    read = set()
+    for path in (PROJECT_ROOT / "tasks").rglob("*.py"):
+        read |= set(re.findall(r'secrets(?:\[|\.get\()"(\w+)"', path.read_text()))
+    assert read and read <= set(TOOL_KEYS), read - set(TOOL_KEYS)

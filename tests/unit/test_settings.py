@@ -77,3 +77,18 @@ def test_docs_settings_reference_is_current():
         (
         "regenerate: python -c 'from tasks.core.settings import markdown_reference as m; print(m(), end=\"\")' "
         "> docs/settings.md")
+
+
+def test_a_secret_in_the_committed_settings_is_refused_naming_the_file_and_where_it_goes():
+    layer = {"qms": {"backend": {"env": {"SITE": "QMS", "EMAIL_HOST_PASSWORD": "hunter22-x"}}}}
+    with pytest.raises(UserError) as e:
+        resolve([("conf/production.yaml", layer)], {**defaults(), **layer["qms"]}, "conf/production.yaml")
+    assert e.value.reason == ("conf/production.yaml: qms.backend.env.EMAIL_HOST_PASSWORD looks like a secret (its "
+                               "name says it is): move it to conf/production.env, the git-ignored secrets file (the "
+                               "server's .env gets its keys too)")
+    # a project-level file that Invoke merged in is named as the source, not the -f file
+    with pytest.raises(UserError, match=r"^fabric.yaml: qms.backend.env.DB looks like a secret \(its value is a URL"):
+        resolve([("fabric.yaml", {"qms": {"backend": {"env": {"DB": "postgres://u:pw1234@h/db"}}}})],
+                {**defaults(), "backend": {**defaults()["backend"], "env": {"DB": "postgres://u:pw1234@h/db"}}},
+                "conf/staging.yaml")
+    assert resolve([], {**defaults(), "backend": {**defaults()["backend"], "env": {"SITE": "QMS"}}}, None)
