@@ -88,6 +88,10 @@ def deps(host, s, release: str) -> Optional[str]:
     or `uv pip install -r requirements.txt`, by uv's absolute path, bytecode compiled (the app may not write its
     venv); then check the venv has uvicorn where the unit looks for it. uv's cache makes it mostly hard links."""
     directory = plan.project_dir(s, release)
+    if host.dry and release != plan.CURRENT:   # a plan made no release to install into
+        host.say(f"would install the dependencies of {s.backend.python_project or s.backend.dir} into release "
+                 f"{release}'s own venv")
+        return None
     where = f"qms.backend.python_project ({directory})" if s.backend.python_project else \
         f"qms.backend.dir ({directory}); set qms.backend.python_project to the folder that has it"
     project = plan.parse_python_project(host.probe(plan.python_project_command(directory)).stdout)
@@ -142,6 +146,9 @@ def deps_task(c):
 
 def migrate(host, s, release: str) -> Optional[str]:
     """Release `release`'s pending migrations, after an online, integrity-checked backup of the database."""
+    if host.dry and release != plan.CURRENT:   # a plan made no release: the commits it lists name the migrations
+        host.say("would back up the database and apply the new release's pending migrations")
+        return None
     pending = plan.pending_migrations(manage_run(host, s, "showmigrations --plan", release, read_only=True).stdout)
     if not pending:
         host.say("no pending migrations")
@@ -177,6 +184,9 @@ def migrate_task(c):
 def collectstatic(host, s, release: str) -> Optional[str]:
     """Django's static files into the release (served by nginx). The app's user writes them; the deploy user owns
     them afterwards, so the running app cannot change what nginx serves."""
+    if host.dry and release != plan.CURRENT:
+        host.say(f"would collect the static files into release {release}")
+        return None
     static, owner = shlex.quote(plan.static_root(s, release)), shlex.quote(s.user)
     host.sudo(f"install -d -m 755 -o {shlex.quote(s.backend.app_user)} {static}")
     result = manage_run(host, s, "collectstatic --noinput", release, writable=(plan.static_root(s, release),))

@@ -48,8 +48,9 @@ def agent(host, s, *args, sudo=False) -> dict:
 
 def create_backup(host, s, reason: str, protect: str = "") -> dict:
     """A checked, compressed backup on the server ({} under --dry); retention never removes `protect`."""
+    # as root: the database is the app's user's alone (0600 in a 0700 directory)
     made = agent(host, s, "create", plan.database_path(s), backup_dir(s), reason, s.backups.keep,
-                 s.backups.max_age_days, protect)
+                 s.backups.max_age_days, protect, sudo=True)
     if made:
         host.say(f"backup {made['id']}: {human_size(made['size'])}, sha256 {made['sha256'][:12]}, integrity_check ok"
                  + (f"; removed old: {', '.join(made['pruned'])}" if made["pruned"] else ""))
@@ -97,7 +98,7 @@ def s3_backups(s, required: bool = False) -> list[dict]:
 
 def schedule_units(s) -> dict[str, str]:
     context = {"unit": "qms-backup", "database": plan.database_path(s), "directory": backup_dir(s),
-               "user": s.user, "agent": AGENT_ON_SERVER, "keep": s.backups.keep,
+               "agent": AGENT_ON_SERVER, "keep": s.backups.keep,
                "max_age_days": s.backups.max_age_days, "calendar": s.backups.schedule}
     return {kind: render_template("systemd", f"backup.{kind}.j2", context) for kind in ("service", "timer")}
 

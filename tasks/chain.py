@@ -212,15 +212,35 @@ def retire_step(host, s, before: dict) -> Optional[str]:
     return f"stopped {previous}" if previous else None
 
 
-def release_steps(host, s, sha: str, rid: str, run: Run) -> list:
-    """The steps that make release `rid` of commit `sha` complete and verified beside the served one (migrations
-    included), up to its start: what setup and deploy share."""
-    return [("env", envfile.write_env, host, s), ("git-pull", git.pull, host, s, None, sha),
-            ("release", release.new_release, host, s, rid, sha), ("deps", backend.deps, host, s, rid),
-            ("upload", release.upload_export, host, s, rid),
-            ("app-settings", backend.app_settings_step, host, s, rid), ("migrate", migrate_step, host, s, rid, run),
-            ("collectstatic", backend.collectstatic, host, s, rid), ("service", service.service_step, host, s, rid),
-            ("seal", release.seal, host, s, rid, sha)]
+def release_steps(host, s, sha: str, rid: str, run: Run, served: Optional[str]):
+    """The steps that ship commit `sha` with the local export (built by then): a new release `rid` made complete
+    and verified beside the served one (migrations included) up to its start; or, when the served release holds
+    both already (`served`), only the .env and units, and a restart if they changed. What setup and deploy share;
+    a generator, so that it decides after the steps before it ran."""
+    yield ("env", envfile.write_env, host, s)
+    if served:
+        yield ("service", service.service_step, host, s, served)
+        yield ("restart", restart_if_changed, host, s, served, run)
+        return
+    yield from [("git-pull", git.pull, host, s, None, sha),
+                ("release", release.new_release, host, s, rid, sha), ("deps", backend.deps, host, s, rid),
+                ("upload", release.upload_export, host, s, rid),
+                ("app-settings", backend.app_settings_step, host, s, rid), ("migrate", migrate_step, host, s, rid, run),
+                ("collectstatic", backend.collectstatic, host, s, rid),
+                ("seal", release.seal, host, s, rid, sha), ("service", service.service_step, host, s, rid),
+                ("start", service.start, host, s, rid), ("switch", switch_step, host, s, rid)]
+
+
+def restart_if_changed(host, s, served: str, run: Run) -> Optional[str]:
+    """The served release already holds the commit and the export: restart it only for a new .env or new units."""
+    changed = run.changed("env", "service")
+    if not changed:
+        host.say(f"release {served} already serves this commit and export: nothing to ship")
+        return None
+    if host.dry:
+        host.say(f"would restart {plan.instance(s, served)} ({', '.join(changed)} changed)")
+        return None
+    return service.restart_release(host, s, served, "restart")
 
 
 def smoke_step(host, s) -> None:
@@ -271,11 +291,16 @@ def run_chain(run: Run, steps, switch_at: str, before: dict, new: Optional[str] 
             run.finish("failed")
             raise
         if not switched:
+            discarded = False
             with contextlib.suppress(Exception):   # what it half-made must not outlive the run
-                if new:
+                if new and run.changed("release"):
                     discard(host, run.s, new)
+                    discarded = True
             run.finish("interrupted" if interrupted else "failed")
-            raise
+            if interrupted or not isinstance(failure, UserError) or not discarded:
+                raise
+            raise UserError(f"{reason}; release {new} was discarded: the site still serves "
+                            f"{before.get('release') or 'nothing yet'}") from None
         print(service.journal_tail(host, run.s, new or "*", 20), end="")
         host.say(f"{run.outcome.failed_step} {'was interrupted' if interrupted else 'failed'}: putting back what was "
                  "served before")

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 
 from invoke import Collection, task
 
-from . import backups, nginx, release, secrets_check, service
+from . import backups, nginx, release, secrets_check
 from .chain import Run, build_once, local_commit, put_back, release_steps, required_secrets, retire_step, run_chain, \
-    server_state, smoke_step, switch_step
+    server_state, smoke_step
 from .core import deploy_records as records
 from .core.releases import release_id
 from .core.errors import UserError
@@ -106,11 +106,14 @@ def ship(c, host, s, sha: str, action: str, wait: float = 0, build: bool = False
     if host.dry:
         show_commits(s, host, before["commit"], sha)
     rid = release_id(datetime.now(timezone.utc), sha, False)
-    steps = ([("build", build_once, s, sha)] if build else []) + release_steps(host, s, sha, rid, run) + [
-        ("start", service.start, host, s, rid), ("switch", switch_step, host, s, rid),
-        ("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s),
-        ("retire", retire_step, host, s, before)]
-    run_chain(run, steps, switch_at="switch", before=before, new=rid)
+
+    def steps():   # decided as they go: after the build, the served release may hold this commit and export already
+        if build:
+            yield ("build", build_once, s, sha)
+        yield from release_steps(host, s, sha, rid, run, release.serving(host, s, sha))
+        yield from [("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s),
+                    ("retire", retire_step, host, s, before)]
+    run_chain(run, steps(), switch_at="switch", before=before, new=rid)
     if not host.dry:
         _switched.append((c, host, s, before))
 

@@ -78,22 +78,10 @@ def pull(host, s, ref=None, commit=None):
         raise UserError(f"[{host.name}] {target} ({new[:7]}) does not contain the server's commit {previous[:7]}: "
                         f"history was rewritten or the server has commits of its own; to take {target} anyway: "
                         f"git -C {s.app_root} reset --keep {new[:12]}")
-    database = clone.database_path(s)
-    if host.probe(git(s, f"cat-file -e {new}:{shlex.quote(database)}")).ok:
-        raise UserError(f"[{host.name}] {database} is in the repository at {new[:7]}: git would put that copy over "
-                        f"the live database; take it out of git (git rm --cached {database}, *.sqlite3 in "
-                        ".gitignore), commit and push, then deploy again: the server keeps its copy")
     if found.generated:
         host.run(git(s, "checkout -q -- " + " ".join(map(shlex.quote, found.generated))))
         host.say(f"put back {len(found.generated)} tracked file(s) the server generated ({found.generated[0]}, ...)")
     switch = f"merge -q --ff-only {new}" if previous else f"checkout -q -B {shlex.quote(s.branch)} {new}"
-    if previous and host.probe(git(s, f"cat-file -e {previous}:{shlex.quote(database)}")).ok:
-        # tracked until now, gone from the new commit: a merge would refuse (or delete the live file), so the index
-        # and the other files move to the new commit around it
-        index = git(s, "write-tree")
-        switch = (f"rm -q --cached -- {shlex.quote(database)} && "
-                  + git(s, f'read-tree -m -u "$({index})" {new} && ') + git(s, f"reset -q --soft {new}"))
-        host.say(f"{database} leaves git; the server keeps the live file")
     moved = host.run(git(s, switch), warn=True)
     if moved.failed:
         raise UserError(f"[{host.name}] git could not move to {new[:7]}: "

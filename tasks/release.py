@@ -65,6 +65,20 @@ def served(host, s) -> Optional[str]:
     return target.rstrip("/").rsplit("/", 1)[-1] or None
 
 
+def serving(host, s, sha: str) -> Optional[str]:
+    """The served release when it already holds commit `sha` and the local export (then a deploy has nothing to
+    ship), else None."""
+    found = server_releases(host, s)
+    current = next((r for r in found["releases"] if r["current"]), None)
+    if not current or current["commit"] != sha:
+        return None
+    export = local_export(s)
+    info = bundle.read_build_info(export)
+    if not info or releases.decode_manifest(current) != info.get("manifest") or current["env"] != info.get("env"):
+        return None
+    return current["id"]
+
+
 def new_release(host, s, rid: str, sha: str) -> Optional[str]:
     """releases/<rid>/ with the backend's files at commit `sha`, taken from the server's clone (git archive), after
     removing what unfinished releases left."""

@@ -22,9 +22,9 @@ def install_units(host, s, release: str) -> bool:
     """Render the template units, check them on the server against release `release` (ExecStart, systemd-analyze
     verify), install; daemon-reload only on change."""
     units = plan.render_units(s)
-    # the release is not sealed yet (its links come last): ask for the program where its link will lead
+    # the program where the release's link leads, named as the user knows it (a plan made no release to ask)
     program = plan.venv_bin(s, "uvicorn", release)
-    executable = host.probe(f"test -x {shlex.quote(program)}").ok
+    executable = None if host.dry else host.probe(f"test -x {shlex.quote(program)}").ok
     problem = plan.exec_start_problem(units["service"], executable, program)
     if problem:
         raise UserError(f"[{host.name}] refusing to install {s.backend.unit}@.service: {problem}")
@@ -171,7 +171,10 @@ def restart(c, mode="restart"):
     if mode not in ("reload", "restart"):
         raise UserError(f"--mode must be reload or restart, not {mode!r}")
     host = host_of(c, s)
-    release = served_release(host, s)
+    return restart_release(host, s, served_release(host, s), mode)
+
+
+def restart_release(host, s, release: str, mode: str) -> Optional[str]:
     unit = shlex.quote(plan.instance(s, release))
     started = time.monotonic()
     before = workers(host, s, release)

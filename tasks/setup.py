@@ -15,10 +15,10 @@ from invoke import Collection, task
 
 from datetime import datetime, timezone
 
-from . import backend, nginx, perms, server, service, tls
+from . import backend, nginx, perms, release, server, tls
 from .app_check import app_check_step
 from .chain import Run, build_once, local_commit, release_steps, required_secrets, retire_step, run_chain, \
-    server_state, smoke_step, switch_step
+    server_state, smoke_step
 from .core import facts
 from .core.releases import release_id
 from .core.errors import UserError
@@ -120,13 +120,17 @@ def setup(c, push=False):
         run.lock = take(host, s, "setup")
     before = run.outcome.before = server_state(host, s)
     rid = release_id(datetime.now(timezone.utc), sha, False)
-    # fix-perms first: the app's user and nginx must enter the app root (a home directory of 750, as on Ubuntu)
-    steps = [("fix-perms", perms.fix_perms, c), ("build", build_once, s, sha), *release_steps(host, s, sha, rid, run),
-             ("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid),
-             ("start", service.start, host, s, rid),
-             ("switch", switch_step, host, s, rid), ("nginx-reload", nginx.nginx_reload, c),
-             ("tls", tls_step, c, host, s), ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before)]
-    run_chain(run, steps, switch_at="switch", before=before, new=rid)
+    def steps():   # decided as they go: after the build, the served release may hold this commit and export already
+        # fix-perms first: the app's user and nginx must enter the app root (a home directory of 750, as on Ubuntu)
+        yield from [("fix-perms", perms.fix_perms, c), ("build", build_once, s, sha)]
+        served = release.serving(host, s, sha)
+        for step in release_steps(host, s, sha, rid, run, served):
+            if step[0] == "start":   # the first superuser and the seed data, with the new release's code
+                yield from [("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid)]
+            yield step
+        yield from [("nginx-reload", nginx.nginx_reload, c), ("tls", tls_step, c, host, s),
+                    ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before)]
+    run_chain(run, steps(), switch_at="switch", before=before, new=rid)
 
 
 ns = Collection(setup)

@@ -239,7 +239,8 @@ def manage_command(s: Settings, args: str, release: str = CURRENT, extra_env_fil
     user = shlex.quote(s.backend.app_user)
     props = [f"WorkingDirectory={backend_dir(s, release)}", f"EnvironmentFile={env_file(s)}",
              *([f"EnvironmentFile={extra_env_file}"] if extra_env_file else []),
-             f"Environment=STATIC_ROOT={static_root(s, release)}", "NoNewPrivileges=yes", "ProtectSystem=strict",
+             f"Environment=STATIC_ROOT={static_root(s, release)}", "NoNewPrivileges=yes", "UMask=0077",
+             "ProtectSystem=strict",
              "ProtectHome=read-only", "PrivateTmp=yes", "PrivateDevices=yes",
              f"ReadWritePaths={' '.join([database_dir(s), media_dir(s), *writable])}"]
     return (f"systemd-run --quiet --pipe --wait --collect --uid={user} --gid={user} "

@@ -85,6 +85,10 @@ def create(database, directory, reason, keep, max_age_days, protect=""):
         with open(target + ".sha256", "w") as f:
             f.write("%s  %s\n" % (digest, os.path.basename(target)))
         os.replace(target + ".part", target)
+        owner = os.stat(directory)
+        if os.geteuid() == 0:   # root reads the app's database; the backups stay the deploy user's
+            for made in (target, target + ".sha256"):
+                os.chown(made, owner.st_uid, owner.st_gid)
     except OSError as e:   # a full disk lands here: say so, leave nothing half-written
         for leftover in (target + ".part", target + ".sha256"):
             if os.path.exists(leftover):

@@ -1,6 +1,8 @@
-"""The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a new commit with a
-migration and an endpoint, a commit that cannot start, and restarts under steady traffic with no failed request."""
+"""The backend end to end on a stand-in of its own: the guide's section 5 (uv in ~/.local/bin), a release per deploy
+run by the app's own user, a new commit with a migration and an endpoint, a commit that cannot start (it never
+serves, under steady traffic), and restarts under steady traffic with no failed request."""
 import hashlib
+import shlex
 import secrets
 import subprocess
 import threading
@@ -19,22 +21,55 @@ pytestmark = pytest.mark.standin
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    """A stand-in serving the example app: frontend release, backend running under systemd, over HTTPS."""
+    """A stand-in serving the example app set up by `fab setup`: one release, its backend under systemd, HTTPS."""
     s = deploy_example_app("qmsback", tmp_path_factory.mktemp("backend"))
     yield s
     remove_standin(s)
 
 
+def served(box) -> str:
+    return box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
+
+
 def test_uv_from_local_bin_and_the_service_comes_up(box):
-    assert "/home/ubuntu/.local/bin/uv" in box.steps["deps"]
-    assert box.ssh("systemctl is-active qms-backend.service").stdout.strip() == "active"
-    unit = box.ssh("cat /etc/systemd/system/qms-backend.service").stdout
-    assert "ExecStart=/home/ubuntu/QMS/backend/.venv/bin/uvicorn " in unit and " uv " not in unit
-    assert box.ssh("stat -c %a /home/ubuntu/QMS/.env").stdout.strip() == "600"
+    assert "/home/ubuntu/.local/bin/uv" in box.setup_output
+    assert box.ssh(f"systemctl is-active qms-backend@{served(box)}.service").stdout.strip() == "active"
+    unit = box.ssh("cat /etc/systemd/system/qms-backend@.service").stdout
+    assert "ExecStart=/home/ubuntu/QMS/releases/%i/venv/bin/uvicorn " in unit and " uv " not in unit
+    assert box.ssh("stat -c %a /home/ubuntu/QMS/shared/.env").stdout.strip() == "600"
     code, body = get(box, "/api/health/")
     assert code == 200 and '"status": "ok"' in body
     assert get(box, "/django-admin/login/")[0] == 200
     assert get(box, "/static/admin/css/base.css")[0] == 200   # collectstatic, served by nginx
+
+
+def test_the_app_runs_as_its_own_user_and_cannot_touch_its_code_sudo_or_the_deploy_users_keys(box):
+    """From inside the app (fab manage runs what the app could run): its code and venv are read-only, sudo is out of
+    reach, the deploy user's ssh keys unreadable; only the database directory is its own, 0700 with the file 0600."""
+    probe = ("import os, subprocess; from pathlib import Path\n"
+             "def attempt(f):\n"
+             "    try:\n        f(); return 'allowed'\n"
+             "    except Exception as e:\n        return type(e).__name__\n"
+             "print('user', os.getuid() != 1000 and Path('/proc/self/status').read_text().count('NoNewPrivs:\\t1'))\n"
+             "print('code', attempt(lambda: open('/home/ubuntu/QMS/current/backend/manage.py', 'a')))\n"
+             "print('venv', attempt(lambda: open('/home/ubuntu/QMS/current/backend/.venv/pyvenv.cfg', 'a')))\n"
+             "print('sudo', subprocess.run(['sudo', '-n', 'true'], capture_output=True).returncode != 0)\n"
+             "print('ssh', attempt(lambda: os.listdir('/home/ubuntu/.ssh')))\n"
+             "print('db', attempt(lambda: open(os.environ['DATABASE_PATH'], 'a')))\n")
+    result = box.fab("manage", f"shell -c {shlex.quote(probe)}")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.split(" ")[0] in
+                 ("user", "code", "venv", "sudo", "ssh", "db"))
+    # refused by the files' owner and modes, and by the unit's read-only file system as well
+    refused = ("PermissionError", "OSError")
+    assert lines["code"] in refused and lines["venv"] in refused, result.stdout
+    assert {k: lines[k] for k in ("user", "sudo", "ssh", "db")} == {"user": "1", "sudo": "True",
+                                                                   "ssh": "PermissionError", "db": "allowed"}
+    modes = box.ssh("sudo stat -c '%a %U' ~/QMS/shared/db ~/QMS/shared/db/db.sqlite3 ~/QMS/current/backend/manage.py "
+                    "$(readlink -f ~/QMS/current/venv)/bin/python").stdout.split("\n")
+    assert modes[:3] == ["700 qms", "600 qms", "644 ubuntu"], modes
+    assert box.ssh("getent passwd qms | cut -d: -f7").stdout.strip() == "/usr/sbin/nologin"
+    assert box.ssh("sudo -l -U qms").stdout.count("may run") == 0
 
 
 def test_a_commit_with_a_migration_and_an_endpoint(box):
@@ -42,14 +77,16 @@ def test_a_commit_with_a_migration_and_an_endpoint(box):
     box.publish("owners endpoint and migration")
     assert get(box, "/api/owners/")[0] == 404
 
-    pulled = box.fab("git-pull")
-    assert pulled.returncode == 0 and "(1 commits from main)" in pulled.stdout
-    for step in ("deps", "migrate", "collectstatic", "restart"):
-        result = box.fab(step)
-        assert result.returncode == 0, f"{step}: {result.stdout}{result.stderr}"
-        if step == "migrate":
-            assert "pending migrations: quality.0002_defect_owner" in result.stdout
-            backup = result.stdout.split("backup ")[1].split(":")[0]
+    before = served(box)
+    result = box.fab("deploy")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "(1 commits from main)" in result.stdout
+    assert "pending migrations: quality.0002_defect_owner" in result.stdout
+    backup = result.stdout.split("backup ")[1].split(":")[0]
+    assert served(box) != before
+    # the old release stopped but kept for rollback
+    assert box.ssh(f"systemctl is-active qms-backend@{before}.service", check=False).stdout.strip() == "inactive"
+    assert box.ssh(f"test -f ~/QMS/releases/{before}/release.json", check=False).returncode == 0
     code, body = get(box, "/api/owners/")
     assert code == 200 and '"owners"' in body
     packed = f"/home/ubuntu/QMS/backups/{backup}.sqlite3.gz"
@@ -58,8 +95,6 @@ def test_a_commit_with_a_migration_and_an_endpoint(box):
             f"{packed}.sha256)")
     assert box.ssh("sqlite3 /tmp/pre.sqlite3 'PRAGMA integrity_check'").stdout.strip() == "ok"
     assert "owner" not in box.ssh("sqlite3 /tmp/pre.sqlite3 '.schema quality_defect'").stdout   # taken before
-    record = box.ssh("cat /home/ubuntu/QMS/.deploy/git.json").stdout
-    assert '"previous"' in record and '"new"' in record
 
 
 def test_a_dirty_server_clone_is_refused(box):
@@ -89,28 +124,30 @@ def test_what_the_server_generates_never_blocks_a_pull(box):
     assert box.ssh("cat ~/QMS/backend/NOTE.txt").stdout == "a later commit\n"
 
 
-def test_a_database_in_git_is_refused_and_leaves_git_without_losing_data(box):
-    database = box.app / "backend/db.sqlite3"
-    database.write_bytes(b"the developer's own database")
-    subprocess.run(["git", "-C", str(box.app), "add", "-f", str(database)], check=True)
-    box.publish("a database committed by mistake")
-    live = box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0]
-    result = box.fab("git-pull")
-    assert_one_line_error(result, "backend/db.sqlite3 is in the repository", "git rm --cached backend/db.sqlite3")
-    assert "stash" not in result.stderr
-    assert box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0] == live
-
-    # a server whose clone already tracks it (set up by hand from such a commit): the commit that takes it out of
-    # git leaves the live file where it is
-    box.ssh("git -C ~/QMS fetch -q origin main && git -C ~/QMS reset -q FETCH_HEAD")
-    subprocess.run(["git", "-C", str(box.app), "rm", "-q", "--cached", str(database)], check=True)
-    database.unlink()
-    box.publish("the database leaves git")
-    result = box.fab("git-pull")
-    assert result.returncode == 0, result.stderr
-    assert "backend/db.sqlite3 leaves git; the server keeps the live file" in result.stdout
-    assert box.ssh("sha256sum ~/QMS/backend/db.sqlite3").stdout.split()[0] == live
-    assert box.ssh("git -C ~/QMS status --porcelain").stdout == ""
+def test_a_release_that_fails_its_health_never_serves(box):
+    """A commit whose health endpoint fails starts beside the served release and is refused there: under steady
+    traffic every answer is the served version's 200, and the failed release is gone."""
+    views = box.app / "backend/quality/views.py"
+    good = views.read_text()
+    views.write_text(good.replace('"migrations": migrations})', '"migrations": migrations}, status=500)'))
+    box.publish("health fails")
+    before = served(box)
+    try:
+        with Traffic(box) as traffic:
+            result = box.fab("deploy")
+        assert result.returncode == 1
+        assert_one_line_error(result, "is not healthy", "/api/health/ answers 500", alone=False)
+        assert set(traffic.results) == {200} and traffic.results[200] >= 10, traffic.results
+        assert served(box) == before
+        releases = box.ssh("ls ~/QMS/releases").stdout.split()
+        assert releases and all(box.ssh(f"test -f ~/QMS/releases/{r}/release.json", check=False).returncode == 0
+                                for r in releases)   # nothing half-made is left
+        assert box.ssh("systemctl list-units --all --plain --no-legend 'qms-backend@*.service' | grep -c active",
+                       check=False).stdout.strip() == "1"
+    finally:
+        views.write_text(good)
+        box.publish("fixed")
+        assert box.fab("deploy").returncode == 0
     assert get(box, "/api/health/")[0] == 200
 
 
@@ -120,16 +157,14 @@ def test_a_commit_that_cannot_start_fails_with_the_journal(box):
     settings.write_text(good + "\nraise RuntimeError('broken on purpose')\n")
     box.publish("broken")
     try:
-        assert box.fab("git-pull").returncode == 0
-        result = box.fab("restart")
+        result = box.fab("deploy")
         assert result.returncode == 1
-        assert "RuntimeError: broken on purpose" in result.stdout   # the journal tail
-        assert_one_line_error(result, "qms-backend is not healthy")
+        assert "RuntimeError: broken on purpose" in result.stdout + result.stderr
+        assert_one_line_error(result, "manage.py cannot run", alone=False)
     finally:
         settings.write_text(good)
         box.publish("fixed")
-        assert box.fab("git-pull").returncode == 0
-        assert box.fab("restart").returncode == 0
+        assert box.fab("deploy").returncode == 0
     assert get(box, "/api/health/")[0] == 200
 
 
@@ -167,7 +202,7 @@ def test_no_request_fails_during_a_restart(box, mode):
 
 
 def test_the_service_fits_the_small_box(box):
-    rss_kb = sum(int(x) for x in box.ssh("ps -o rss= -u ubuntu -C python").stdout.split() if x.isdigit())
+    rss_kb = sum(int(x) for x in box.ssh("ps -o rss= -u qms").stdout.split() if x.isdigit())
     print(f"backend resident memory: {rss_kb // 1024} MB")
     assert rss_kb < 400 * 1024   # MemoryMax of the unit; the 1 GB box also runs nginx and the system
 
@@ -192,16 +227,17 @@ def test_diverged_history_on_the_server_is_refused(box):
 
 
 def test_a_unit_whose_program_is_missing_is_refused_before_install(box):
-    before = box.ssh("cat /etc/systemd/system/qms-backend.service").stdout
-    box.ssh("mv ~/QMS/backend/.venv ~/QMS/backend/.venv-away")
+    before = box.ssh("cat /etc/systemd/system/qms-backend@.service").stdout
+    release = served(box)
+    box.ssh(f"mv ~/QMS/releases/{release}/backend/.venv ~/QMS/releases/{release}/backend/.venv-away")
     try:
         result = box.fab("service")
-        assert_one_line_error(result, "refusing to install qms-backend.service",
-                              "/home/ubuntu/QMS/backend/.venv/bin/uvicorn does not exist or is not executable",
-                              "run deps first")
+        assert_one_line_error(result, "refusing to install qms-backend@.service",
+                              f"/home/ubuntu/QMS/releases/{release}/backend/.venv/bin/uvicorn does not exist or is "
+                              "not executable", "run deps first")
     finally:
-        box.ssh("mv ~/QMS/backend/.venv-away ~/QMS/backend/.venv")
-    assert box.ssh("cat /etc/systemd/system/qms-backend.service").stdout == before
+        box.ssh(f"mv ~/QMS/releases/{release}/backend/.venv-away ~/QMS/releases/{release}/backend/.venv")
+    assert box.ssh("cat /etc/systemd/system/qms-backend@.service").stdout == before
 
 
 def test_manage_runs_a_command_in_the_services_environment(box):
@@ -226,17 +262,19 @@ def test_env_diff_names_keys_never_values_and_a_change_restarts(box, tmp_path):
     conf = tmp_path / "more.yaml"
     conf.write_text(box.conf.read_text().replace(
         "qms:\n", "qms:\n  backend:\n    env:\n      FEATURE_FLAG: 'on $HOME \"quoted\" #1'\n"))
-    before = box.ssh("sudo sha256sum /home/ubuntu/QMS/.env").stdout
+    before = box.ssh("sudo sha256sum /home/ubuntu/QMS/shared/.env").stdout
     diff = fab("-f", conf, "env", "--diff")
     assert diff.returncode == 0, diff.stderr
     assert "added    FEATURE_FLAG" in diff.stdout and "quoted" not in diff.stdout
-    assert box.ssh("sudo sha256sum /home/ubuntu/QMS/.env").stdout == before
+    assert box.ssh("sudo sha256sum /home/ubuntu/QMS/shared/.env").stdout == before
     try:
         assert fab("-f", conf, "env").returncode == 0
-        assert 'FEATURE_FLAG="on $HOME \\"quoted\\" #1"' in box.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
-        assert box.ssh("stat -c %a /home/ubuntu/QMS/.env").stdout.strip() == "600"
+        assert 'FEATURE_FLAG="on $HOME \\"quoted\\" #1"' in box.ssh("sudo cat /home/ubuntu/QMS/shared/.env").stdout
+        assert box.ssh("stat -c %a /home/ubuntu/QMS/shared/.env").stdout.strip() == "600"
         restarted = fab("-f", conf, "restart")
-        assert restarted.returncode == 0 and "/home/ubuntu/QMS/.env changed since it started" in restarted.stdout
+        assert restarted.returncode == 0 and "restarted and healthy" in restarted.stdout
+        shown = fab("-f", conf, "manage", "shell -c \"import os; print(os.environ['FEATURE_FLAG'])\"")
+        assert 'on $HOME "quoted" #1' in shown.stdout
     finally:
         assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0
 
@@ -253,15 +291,15 @@ def test_the_apps_secrets_reach_the_running_app_and_the_tools_own_stay_here(box)
         written = box.fab("env")
         assert written.returncode == 0, written.stderr
         assert "added    QMS_APP_TOKEN" in written.stdout and "AWS_" not in written.stdout
-        env = box.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+        env = box.ssh("sudo cat /home/ubuntu/QMS/shared/.env").stdout
         assert f'QMS_APP_TOKEN="{token}"' in env
         assert "AWS_" not in env and "DJANGO_SUPERUSER_PASSWORD" not in env and aws not in env
-        assert box.ssh("stat -c '%a %U' /home/ubuntu/QMS/.env").stdout.strip() == "600 ubuntu"
+        assert box.ssh("stat -c '%a %U' /home/ubuntu/QMS/shared/.env").stdout.strip() == "600 ubuntu"
         restarted = box.fab("restart")
         assert restarted.returncode == 0, restarted.stderr
         # the running service's own environment, and manage.py's (the same EnvironmentFile): compared by digest,
         # so that the value stays off the command lines
-        running = box.ssh("sudo cat /proc/$(systemctl show -p MainPID --value qms-backend.service)/environ "
+        running = box.ssh(f"sudo cat /proc/$(systemctl show -p MainPID --value qms-backend@{served(box)}.service)/environ "
                           "| tr '\\0' '\\n' | sed -n 's/^QMS_APP_TOKEN=//p' | tr -d '\\n' | sha256sum").stdout
         assert running.split()[0] == digest
         shell = box.fab("manage", "shell -c \"import hashlib, os; "
@@ -286,34 +324,35 @@ def test_layouts_as_they_come_requires_python_uvicorn_and_a_requirements_txt_at_
     try:
         pyproject.write_text(original.replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"'))
         box.publish("needs Python 3.12")
-        assert box.fab("git-pull").returncode == 0
-        assert_one_line_error(box.fab("deps"), "the project needs Python >=3.12", "the server's python3 is 3.11.")
+        assert_one_line_error(box.fab("deploy"), "the project needs Python >=3.12", "the server's python3 is 3.11.",
+                              alone=False)
         pyproject.write_text(original)
         (box.app / "requirements.txt").write_text("django>=5.2,<6\ndjango-cors-headers>=4\n")
         box.publish("requirements.txt at the root, without uvicorn")
-        assert box.fab("git-pull").returncode == 0
-        assert_one_line_error(fab("-f", root, "deps"), "/home/ubuntu/QMS/.venv/bin/uvicorn is missing",
-                              "add uvicorn to your dependencies")
+        assert_one_line_error(fab("-f", root, "deploy"), "/.venv/bin/uvicorn is missing",
+                              "add uvicorn to your dependencies", alone=False)
         (box.app / "requirements.txt").write_text("django>=5.2,<6\ndjango-cors-headers>=4\nuvicorn>=0.30\n")
         box.publish("uvicorn")
-        for step in ("git-pull", "deps", "service", "restart"):
-            result = fab("-f", root, step)
-            assert result.returncode == 0, f"{step}: {result.stdout[-2000:]}{result.stderr}"
-        assert "ExecStart=/home/ubuntu/QMS/.venv/bin/uvicorn " in box.ssh(
-            "cat /etc/systemd/system/qms-backend.service").stdout
+        result = fab("-f", root, "deploy")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+        assert box.ssh("readlink ~/QMS/current/venv").stdout.strip() == ".venv"
         assert get(box, "/api/health/")[0] == 200
+        # the release before (venv in backend/) still starts: a rollback to it needs nothing of the new layout
+        rolled = fab("-f", root, "rollback")
+        assert rolled.returncode == 0, rolled.stdout[-2000:] + rolled.stderr
+        assert box.ssh("readlink ~/QMS/current/venv").stdout.strip() == "backend/.venv"
     finally:
         (box.app / "requirements.txt").unlink(missing_ok=True)
         pyproject.write_text(original)
         box.publish("back to backend/pyproject.toml")
-        for step in ("git-pull", "deps", "service", "restart"):
-            assert box.fab(step).returncode == 0, step
+        result = box.fab("deploy")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
 
 
 def test_a_health_path_the_app_lacks_and_an_unknown_command_name_what_to_change(box, tmp_path):
     elsewhere = tmp_path / "health.yaml"
     elsewhere.write_text(more_settings(box.conf.read_text(), "  smoke:\n    health_path: healthz/\n"))
-    assert_one_line_error(fab("-f", elsewhere, "restart"), "runs but /api/healthz/ directly answers 404",
+    assert_one_line_error(fab("-f", elsewhere, "restart"), "runs but /api/healthz/ answers 404",
                           "set qms.smoke.health_path", alone=False)
     # manage shows the command's own output, then the error line, which names Django's problem, not its usage hint
     assert_one_line_error(box.fab("manage", "seed_nothing"), "manage.py seed_nothing failed",

@@ -1,8 +1,12 @@
-"""Backups end to end: the stand-in's SQLite database, an S3-compatible server (moto) on this machine's loopback."""
+"""Backups end to end: the stand-in's SQLite database (the shared one every release uses, shared/db/db.sqlite3, which
+only the app's user `qms` may read or write), an S3-compatible server (moto) on this machine's loopback. A restore
+stops the served release's instance (qms-backend@<id>), saves the database it replaces, and starts it again."""
 import os
+import shlex
 import socket
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,8 @@ from tests.standin.harness import project_exe
 
 pytestmark = pytest.mark.standin
 BUCKET = "qms-backups"
-DB = "/home/ubuntu/QMS/backend/db.sqlite3"
+DB = "/home/ubuntu/QMS/shared/db/db.sqlite3"
+AS_APP = "sudo -u qms"   # the database's directory is the app's user's alone (0700)
 
 
 def start_moto(auth: bool):
@@ -61,7 +66,17 @@ def box(tmp_path_factory, s3_endpoint):
 
 
 def rows(box) -> int:
-    return int(box.ssh(f"sqlite3 {DB} 'select count(*) from quality_defect'").stdout)
+    return int(box.ssh(f"{AS_APP} sqlite3 {DB} 'select count(*) from quality_defect'").stdout)
+
+
+def served(box) -> str:
+    """The served release's id: its backend runs as qms-backend@<id>."""
+    return box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
+
+
+def assert_database_private(box) -> None:
+    """What a restore puts in place is the app's, as before: owned by qms, 0600, in its 0700 directory."""
+    assert box.ssh(f"sudo stat -c '%U %a' {DB} $(dirname {DB})").stdout.split() == ["qms", "600", "qms", "700"]
 
 
 def variant(box, tmp_path, secrets: str) -> Path:
@@ -74,9 +89,10 @@ def variant(box, tmp_path, secrets: str) -> Path:
 
 
 def test_backup_while_the_app_writes_is_consistent_and_reaches_s3(box):
-    writer = subprocess.Popen(["ssh", "-F", str(box.ssh_config), box.name,
-                               f"for i in $(seq 400); do sqlite3 {DB} \"insert into quality_defect(title, severity, "
-                               "status, created_at) values ('load', 'low', 'open', datetime('now'))\"; done"],
+    insert = ("insert into quality_defect(title, severity, status, created_at) "
+              "values ('load', 'low', 'open', datetime('now'))")
+    loop = f"for i in $(seq 400); do sqlite3 {DB} {shlex.quote(insert)}; done"
+    writer = subprocess.Popen(["ssh", "-F", str(box.ssh_config), box.name, f"{AS_APP} sh -c {shlex.quote(loop)}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     result = box.fab("backup", "--download")
@@ -101,13 +117,32 @@ def test_restore_round_trip_from_each_place(box):
     box.fab("backup")
     before = rows(box)
     for source in ("server", "local", "s3"):
-        box.ssh(f"sqlite3 {DB} 'delete from quality_defect'")
+        box.ssh(f"{AS_APP} sqlite3 {DB} 'delete from quality_defect'")
         assert rows(box) == 0
         result = box.fab("restore", "latest", "--from", source)
         assert result.returncode == 0, f"{source}: {result.stdout}{result.stderr}"
         assert rows(box) >= before - 400 and rows(box) > 0
+        assert_database_private(box)
         code, body = get(box, "/api/defects/")
         assert code == 200 and '"title"' in body
+
+
+def test_restore_stops_the_app_before_it_saves_the_database(box):
+    """The copy of the database a restore replaces is taken once the served instance has stopped: what the app
+    wrote between that copy and the restore was lost when the copy came first."""
+    unit = f"qms-backend@{served(box)}.service"
+    assert box.fab("backup").returncode == 0
+    assert get(box, "/api/health/")[0] == 200     # running (socket activation starts it on a request)
+    assert box.ssh(f"systemctl is-active {unit}").stdout.strip() == "active"
+    result = box.fab("restore", "latest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved = result.stdout.split("the one it replaced is backup ")[1].split(")")[0]
+    stopped = box.ssh(f"systemctl show -p InactiveEnterTimestamp --value --timestamp=us+utc {unit}").stdout.strip()
+    stopped_at = datetime.strptime(stopped, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=timezone.utc).timestamp()
+    saved_at = float(box.ssh(f"stat -c %.6Y ~/QMS/backups/{saved}.sqlite3.gz").stdout)
+    assert stopped_at < saved_at, f"{unit} stopped at {stopped}, after backup {saved} was written"
+    assert box.ssh(f"systemctl is-active {unit}").stdout.strip() == "active"
+    assert get(box, "/api/health/")[0] == 200
 
 
 def test_a_damaged_backup_is_refused_and_the_live_database_untouched(box):
@@ -115,13 +150,13 @@ def test_a_damaged_backup_is_refused_and_the_live_database_untouched(box):
     bid = made.stdout.split("backup ")[1].split(":")[0]
     path = f"/home/ubuntu/QMS/backups/{bid}.sqlite3.gz"
     box.ssh(f"printf 'XXXX' | dd of={path} bs=1 seek=100 conv=notrunc status=none")
-    before = box.ssh(f"sha256sum {DB}").stdout
+    before = box.ssh(f"sudo sha256sum {DB}").stdout
     assert_one_line_error(box.fab("restore", bid), f"backup {bid} does not match its checksum")
     # a backup whose checksum matches but which is not a database: the integrity check refuses it
     box.ssh(f"head -c 5000 /dev/urandom | gzip > {path} && sha256sum {path} | sed 's# .*#  {bid}.sqlite3.gz#' "
             f"> {path}.sha256")
     assert_one_line_error(box.fab("restore", bid), f"backup {bid}", "integrity_check")
-    assert box.ssh(f"sha256sum {DB}").stdout == before
+    assert box.ssh(f"sudo sha256sum {DB}").stdout == before
     assert get(box, "/api/health/")[0] == 200
 
 
@@ -179,4 +214,5 @@ def test_a_restore_the_app_cannot_run_on_is_undone(box):
     result = box.fab("restore", bid, "--from", "local")
     assert_one_line_error(result, f"restore of {bid} failed and was undone", "not healthy", alone=False)
     assert rows(box) == before
+    assert_database_private(box)
     assert get(box, "/api/health/")[0] == 200

@@ -71,7 +71,7 @@ def test_setup_takes_a_fresh_server_to_https_and_a_second_run_changes_nothing(si
     assert health(site)["database"] == "ok"
     code, defects = get(site, "/api/defects/")
     assert code == 200 and len(json.loads(defects)) == 4              # seed_defect_data ran
-    assert site.ssh("stat -c %a /home/ubuntu/QMS/.env").stdout.strip() == "600"
+    assert site.ssh("stat -c %a /home/ubuntu/QMS/shared/.env").stdout.strip() == "600"
     assert site.ssh("command -v jq", check=False).returncode == 0     # the missing package was installed
     assert "uv is not on the server: installing it from PyPI" in first.stdout
     assert PASSWORD not in first.stdout + first.stderr
@@ -90,6 +90,7 @@ def test_setup_takes_a_fresh_server_to_https_and_a_second_run_changes_nothing(si
     second_seconds = time.monotonic() - started
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr
     assert "setup ok" in second.stdout and "nothing changed" in second.stdout
+    assert "already serves this commit and export: nothing to ship" in second.stdout
     print(f"setup: first {first_seconds:.1f} s, second {second_seconds:.1f} s")
     assert second_seconds < first_seconds / 3
     assert [e["action"] for e in history(site)] == ["setup", "setup"]
@@ -113,7 +114,7 @@ def test_deploy_needs_the_commit_on_the_remote_then_ships_frontend_backend_and_m
     assert get(site, "/api/owners/")[0] == 200
     assert json.loads(get(site, "/api/version/")[1]) == {"version": "2"}
     assert health(site)["migrations"] == before + 1
-    for step in ("build", "upload", "git-pull", "migrate", "restart", "smoke"):
+    for step in ("build", "upload", "git-pull", "release", "deps", "migrate", "start", "switch", "smoke", "retire"):
         assert f"│ {step}" in result.stdout          # the summary: every step with its time
     assert "migrations applied: quality.0002_defect_owner, after backup" in result.stdout
     last = history(site)[-1]
@@ -134,8 +135,8 @@ def test_a_plan_changes_nothing_and_shows_diffs_commits_migrations_and_files(sit
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert site.snapshot() == before
     assert re.search(r"deploy planned in [\d.]+ s: the server was not changed", result.stdout)
-    for step in ("build", "env", "upload", "git-pull", "deps", "migrate", "collectstatic", "service", "restart",
-                 "nginx-reload", "smoke"):
+    for step in ("build", "env", "git-pull", "release", "deps", "upload", "app-settings", "migrate", "collectstatic",
+                 "seal", "service", "start", "switch", "nginx-reload", "smoke", "retire"):
         assert f"== {step}\n" in result.stdout
     assert "lock: free" in result.stdout
     assert re.search(r"note: \w{7} is not on standin/main: the deploy would refuse it", result.stdout)
@@ -217,14 +218,13 @@ def test_a_commit_that_breaks_the_app_is_rolled_back_by_itself_while_the_site_an
         watcher.join()
     # stdout carries the journal tail, the app's own traceback included: only stderr must be our one line
     journal_aside = subprocess.CompletedProcess(result.args, result.returncode, "", result.stderr)
-    # only the backend changed: the export was not rebuilt, so only the commit is put back
-    assert_one_line_error(journal_aside, "qms-backend is not healthy", "/api/health/", "put back backend commit",
-                          "the site serves what it served before")
+    # the new release started beside the served one and failed there: it never served a request
+    assert_one_line_error(journal_aside, "is not healthy", "/api/health/", "was discarded: the site still serves")
     assert "RuntimeError: broken on purpose" in result.stdout                  # the journal tail
     print(f"requests during the failed deploy: {dict(counts)}")
     assert {code for (_, code) in counts} == {200}, counts
     assert health(site)["status"] == "ok" and title(site) == "QMS v3"
-    assert history(site)[-1]["result"] == "rolled back" and history(site)[-1]["failed_step"] == "restart"
+    assert history(site)[-1]["result"] == "failed" and history(site)[-1]["failed_step"] == "start"
     subprocess.run(["git", "-C", str(site.app), "revert", "--no-edit", "HEAD"], check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "d@q", "GIT_COMMITTER_NAME": "dev",
                         "GIT_COMMITTER_EMAIL": "d@q"})
@@ -240,38 +240,57 @@ def test_rollback_goes_back_a_deploy_and_restore_db_takes_the_database_back_too(
     forward = site.fab("rollback", "--to", next(e["id"] for e in reversed(history(site))
                                                 if e["action"] == "deploy" and e["result"] == "ok"))
     assert forward.returncode == 0 and title(site) == "QMS v3"
+    # offline: git and uv unusable on the server, so neither can be what a rollback needs
+    site.ssh("sudo chmod 000 /opt/uv/bin/uv /usr/bin/git")
+    try:
+        offline = site.fab("rollback", timeout=600)
+        assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr
+        assert title(site) == "QMS v2"
+        assert site.fab("rollback", "--to", forward_release(site)).returncode == 0 and title(site) == "QMS v3"
+    finally:
+        site.ssh("sudo chmod 755 /opt/uv/bin/uv /usr/bin/git", check=False)
 
     with_db = site.fab("rollback", "--restore-db", timeout=600)
     assert with_db.returncode == 0, with_db.stdout[-3000:] + with_db.stderr
     assert "warning: restoring the database to backup" in with_db.stdout
     assert title(site) == "QMS v2"
     assert health(site)["migrations"] == migrations - 1                       # 0003_defect_area undone
-    assert_one_line_error(site.fab("rollback", "--to", "nonsense"), "nonsense is neither a deploy id nor a release")
+    assert_one_line_error(site.fab("rollback", "--to", "nonsense"), "nonsense is neither a release on the server")
 
 
-def test_a_changed_env_restarts_the_backend_within_the_deploy(site):
+def forward_release(site) -> str:
+    """The newest sealed release: where a test that rolled back goes forward to again."""
+    return site.ssh("cd ~/QMS/releases && ls -t */release.json | head -1 | cut -d/ -f1").stdout.strip()
+
+
+def test_a_changed_env_reaches_the_new_release(site):
     extra = site.tmp / "extra-env.yaml"
     extra.write_text(site.conf.read_text().replace(
         "qms:\n", "qms:\n  backend:\n    env:\n      QMS_BANNER: 'a b $c'\n"))
     result = fab("-f", extra, "deploy", "--push", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert re.search(r"│ env\s+│[^│]+│ \.env keys: QMS_BANNER", result.stdout)
-    assert re.search(r"│ restart\s+│[^│]+│ restarted", result.stdout)   # a new .env: a restart, not a reload
-    assert 'QMS_BANNER="a b $c"' in site.ssh("sudo cat /home/ubuntu/QMS/.env").stdout
+    assert 'QMS_BANNER="a b $c"' in site.ssh("sudo cat /home/ubuntu/QMS/shared/.env").stdout
+    shown = fab("-f", extra, "manage", "shell -c \"import os; print(os.environ['QMS_BANNER'])\"")
+    assert "a b $c" in shown.stdout
 
 
-def test_a_frontend_only_commit_leaves_the_backend_running(site):
-    # a reload keeps the main process and replaces its workers: the workers say whether anything happened
-    workers = lambda: site.ssh("pgrep -P $(systemctl show -p MainPID --value qms-backend.service) "
-                               "-f multiprocessing-fork | sort").stdout
-    before = workers()
-    set_frontend_title(site.app, "QMS frontend only")
-    commit(site, "frontend only")
-    # the settings of the test before, so that the .env stays as it is
-    result = fab("-f", site.tmp / "extra-env.yaml", "deploy", "--push", timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "backend unchanged and running: no restart" in result.stdout
-    assert title(site) == "QMS frontend only" and workers() == before
+def test_a_deploy_with_nothing_new_ships_nothing_and_a_new_env_restarts_the_served_release(site):
+    served = site.ssh("readlink ~/QMS/current").stdout
+    extra = site.tmp / "extra-env.yaml"
+    again = fab("-f", extra, "deploy", timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    assert "already serves this commit and export: nothing to ship" in again.stdout
+    assert site.ssh("readlink ~/QMS/current").stdout == served
+    changed = site.tmp / "changed-env.yaml"
+    changed.write_text(site.conf.read_text().replace(
+        "qms:\n", "qms:\n  backend:\n    env:\n      QMS_BANNER: 'changed'\n"))
+    restarted = fab("-f", changed, "deploy", timeout=900)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr
+    assert re.search(r"│ restart\s+│[^│]+│ restarted", restarted.stdout)
+    assert site.ssh("readlink ~/QMS/current").stdout == served
+    assert "changed" in fab("-f", changed, "manage", "shell -c \"import os; print(os.environ['QMS_BANNER'])\"").stdout
+    assert fab("-f", extra, "deploy", timeout=900).returncode == 0
 
 
 def test_a_plan_on_a_korean_code_page_shows_korean_commits_and_server_files(site):

@@ -81,10 +81,12 @@ def test_dry_run_leaves_the_server_untouched_and_prints_every_write(standin):
 def test_prepare_makes_the_layout_once(standin):
     first = standin.fab("prepare")
     assert first.returncode == 0, first.stderr
-    modes = standin.ssh("stat -c '%n %a %U' /home/ubuntu/QMS /home/ubuntu/QMS/frontend/releases "
-                        "/home/ubuntu/QMS/.deploy /home/ubuntu/QMS/backups").stdout.split("\n")
-    assert modes[:4] == ["/home/ubuntu/QMS 755 ubuntu", "/home/ubuntu/QMS/frontend/releases 755 ubuntu",
-                         "/home/ubuntu/QMS/.deploy 750 ubuntu", "/home/ubuntu/QMS/backups 700 ubuntu"]
+    modes = standin.ssh("cd /home/ubuntu/QMS && stat -c '%n %a %U' . releases shared shared/db shared/media .deploy "
+                        "backups").stdout.split("\n")
+    assert modes[:7] == [". 755 ubuntu", "releases 755 ubuntu", "shared 755 ubuntu", "shared/db 700 qms",
+                         "shared/media 750 qms", ".deploy 750 ubuntu", "backups 700 ubuntu"]
+    # the app's own user: a system account without a shell or a home, and no sudo
+    assert standin.ssh("getent passwd qms | cut -d: -f6,7").stdout.strip() == "/nonexistent:/usr/sbin/nologin"
     second = standin.fab("prepare")
     assert second.returncode == 0 and "nothing changed" in second.stdout
     assert "changed " not in second.stdout

@@ -1,4 +1,10 @@
-"""The frontend path end to end on the stand-in: build, upload as atomic releases, releases, fix-perms."""
+"""The frontend path end to end on a stand-in of its own, set up by `fab setup`: `upload` ships the local export as a
+new whole-app release of the served backend commit (only changed files sent, the rest hard-linked from the served
+release, files 644 and directories 755), `releases` lists them, qms.keep_releases prunes them; an export for another
+environment is refused; a killed upload (early, mid-stream, an SSH session cut) leaves the previous release serving
+and the next upload removes what it left; fix-perms and its check; a dry upload; the one real `next build`; a nested
+frontend folder."""
+import json
 import shutil
 import signal
 import subprocess
@@ -8,240 +14,296 @@ import pytest
 
 from tests.conftest import REPO, assert_one_line_error, fab
 from tests.export_fixture import make_export, restamp
-from tests.standin.harness import project_exe, standin_settings
+from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
+from tests.standin.harness import more_settings, project_exe
 
 pytestmark = pytest.mark.standin
 
-SERVED = "/home/ubuntu/QMS/frontend/out"
+APP = "/home/ubuntu/QMS"
+SERVED = f"{APP}/frontend/out"   # the guide's path: -> ../current/frontend/out
 
 
-@pytest.fixture
-def app(standin, tmp_path):
-    """A settings file whose app_dir is a scratch copy of the example app (its frontend export is ours to make)."""
-    app_dir = tmp_path / "app"
-    (app_dir / "frontend").mkdir(parents=True)
-    shutil.copy(REPO / "tests/example_app/frontend/package.json", app_dir / "frontend")
-    conf = tmp_path / "standin.yaml"
-    conf.write_text(standin_settings(standin.name, app_dir=app_dir))
-    return conf, app_dir / "frontend" / "out"
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    """A stand-in serving the example app set up by `fab setup` (a made-up export, the app's own backend)."""
+    s = deploy_example_app("qmsfront", tmp_path_factory.mktemp("frontend"))
+    yield s
+    remove_standin(s)
 
 
-def site(standin, path="/"):
-    """GET through nginx on the stand-in, from this machine, as a browser of qms.test would."""
-    result = subprocess.run(["curl", "-s", "--noproxy", "*", "-H", "Host: qms.test", "-w", "\n%{http_code}",
-                             f"http://{standin.address}{path}"], capture_output=True, text=True, timeout=30)
-    body, _, code = result.stdout.rpartition("\n")
-    return int(code or 0), body
+def out(box):
+    return box.app / "frontend" / "out"
 
 
-@pytest.fixture
-def served(standin):
-    """The stand-in with the site installed in nginx and the home directory traversable."""
-    assert standin.fab("prepare").returncode == 0
-    result = standin.fab("nginx-reload")
-    assert result.returncode == 0, result.stderr
-    standin.ssh("sudo chmod 751 /home/ubuntu")
-    return standin
+def export(box, marker: str, **kw) -> dict:
+    """A fresh made-up export in the app's frontend/out (nothing left from the one before)."""
+    shutil.rmtree(out(box), ignore_errors=True)
+    return stamp_export(box, marker, **kw)
 
 
-def test_upload_serves_the_new_release_and_sends_only_changes(served, app):
-    conf, out = app
-    make_export(out, marker="first")
-    first = fab("-f", conf, "upload")
-    assert first.returncode == 0, first.stderr
-    assert site(served) == (200, site(served)[1]) and "QMS frontend first" in site(served)[1]
-    assert site(served, "/admin/users")[0] == 200
-
-    (out / "index.html").write_text((out / "index.html").read_text().replace("first", "second"))
-    restamp(out)
-    second = fab("-f", conf, "upload")
-    assert second.returncode == 0, second.stderr
-    assert "sent 1 file (" in second.stdout and "reused 7 unchanged files" in second.stdout
-    assert "QMS frontend second" in site(served)[1]
-    # the unchanged files are shared with the previous release, not copies
-    links = served.ssh(f"stat -L -c %h {SERVED}/login.html").stdout.strip()
-    assert int(links) >= 2
-    modes = served.ssh(f"find -L {SERVED}/ -perm /022 | wc -l; stat -L -c %a {SERVED}/index.html").stdout.split()
-    assert modes == ["0", "644"]
-
-    again = fab("-f", conf, "upload")
-    assert again.returncode == 0 and "nothing to upload" in again.stdout
-
-    listing = fab("-f", conf, "releases")
-    assert listing.returncode == 0
-    current = [line for line in listing.stdout.splitlines() if "*" in line]
-    assert len(current) == 1 and "standin" in current[0]
+def served(box) -> str:
+    """The release `current` points at."""
+    return box.ssh(f"basename $(readlink {APP}/current)").stdout.strip()
 
 
-def test_old_releases_are_pruned(served, app, tmp_path):
-    conf, out = app
-    keep = tmp_path / "keep.yaml"
-    keep.write_text(conf.read_text().replace("qms:\n", "qms:\n  frontend:\n    keep_releases: 2\n"))
-    for n in range(4):
-        shutil.rmtree(out, ignore_errors=True)
-        make_export(out, marker=f"prune{n}")
-        assert fab("-f", keep, "upload").returncode == 0
-    names = served.ssh("ls /home/ubuntu/QMS/frontend/releases").stdout.split()
-    assert len(names) == 2 and "QMS frontend prune3" in site(served)[1]
+def release_dirs(box) -> dict[str, bool]:
+    """Each directory in the releases (dot-names aside), and whether it is sealed (has release.json)."""
+    text = box.ssh(f"cd {APP}/releases && for d in *; do test -d \"$d\" || continue; "
+                   "test -f \"$d/release.json\" && echo \"$d 1\" || echo \"$d 0\"; done").stdout
+    return {name: flag == "1" for name, flag in (line.split() for line in text.splitlines())}
 
 
-def test_an_export_for_another_environment_is_refused(served, app):
-    conf, out = app
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, env="production", marker="wrong-env")
-    before = served.ssh(f"readlink {SERVED}", check=False).stdout
-    result = fab("-f", conf, "upload")
+def commit_of(box, rid: str) -> str:
+    return json.loads(box.ssh(f"cat {APP}/releases/{rid}/release.json").stdout)["commit"]
+
+
+def page(box, path="/") -> str:
+    code, body = get(box, path)
+    assert code == 200, (code, body[:300])
+    return body
+
+
+def upload(box, conf=None):
+    result = fab("-f", conf or box.conf, "upload", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result
+
+
+def test_upload_serves_a_new_release_of_the_served_backend_and_sends_only_changes(box):
+    before = served(box)
+    export(box, "first")   # the pages differ from setup's export, the chunks do not
+    first = upload(box)
+    assert "sent 4 files (" in first.stdout and "reused 4 unchanged files" in first.stdout, first.stdout
+    assert "QMS frontend first" in page(box) and "QMS frontend first" in page(box, "/admin/users")
+    first_id = served(box)
+    assert first_id != before and commit_of(box, first_id) == commit_of(box, before)   # the backend kept
+    assert get(box, "/api/health/")[0] == 200
+
+    index = out(box) / "index.html"
+    index.write_text(index.read_text().replace("first", "second"))
+    restamp(out(box))
+    second = upload(box)
+    assert "sent 1 file (" in second.stdout and "reused 7 unchanged files" in second.stdout, second.stdout
+    assert "QMS frontend second" in page(box)
+    second_id = served(box)
+    assert second_id != first_id
+    # the unchanged files are the previous release's (one inode, hard-linked), the changed one a new file
+    inodes = box.ssh(f"stat -c %i {APP}/releases/{first_id}/frontend/out/login.html {SERVED}/login.html "
+                     f"{APP}/releases/{first_id}/frontend/out/index.html {SERVED}/index.html").stdout.split()
+    assert inodes[0] == inodes[1] and inodes[2] != inodes[3], inodes
+    modes = box.ssh(f"cd -P {SERVED} && find . -type f ! -perm 644 | wc -l; find . -type d ! -perm 755 | wc -l; "
+                    "stat -c %a index.html _next/static/chunks/pages").stdout.split()
+    assert modes == ["0", "0", "644", "755"], modes
+
+    releases_before = release_dirs(box)
+    again = upload(box)
+    assert f"release {second_id} already serves this commit and export: nothing to ship" in again.stdout
+    assert served(box) == second_id and release_dirs(box) == releases_before
+
+    listing = box.fab("releases")
+    assert listing.returncode == 0, listing.stderr
+    marked = [line for line in listing.stdout.splitlines() if "*" in line]
+    assert len(marked) == 1 and second_id in marked[0] and "standin" in marked[0], listing.stdout
+    assert first_id in listing.stdout and before in listing.stdout
+
+
+def test_old_releases_are_pruned_to_keep_releases_never_the_served_one(box):
+    keep = box.tmp / "keep.yaml"
+    keep.write_text(more_settings(box.conf.read_text(), "  keep_releases: 2\n"))
+    for n in range(3):
+        export(box, f"prune{n}")
+        result = upload(box, keep)
+    assert "(qms.keep_releases: 2)" in result.stdout, result.stdout
+    releases = release_dirs(box)
+    assert len(releases) == 2 and all(releases.values()), releases
+    assert served(box) in releases and "QMS frontend prune2" in page(box)
+    active = box.ssh("systemctl list-units --plain --no-legend --state=active 'qms-backend@*.service' | wc -l")
+    assert active.stdout.strip() == "1"   # the pruned releases' instances are stopped too
+
+
+def test_an_export_for_another_environment_is_refused_and_the_server_is_unchanged(box):
+    export(box, "wrong-env", env="production")
+    before = (served(box), release_dirs(box))
+    result = box.fab("upload")
     assert_one_line_error(result, "built for 'production', not 'standin'", "conf/standin.yaml build")
-    assert served.ssh(f"readlink {SERVED}", check=False).stdout == before
+    assert (served(box), release_dirs(box)) == before
+    assert "wrong-env" not in page(box)
 
 
-def served_then_big(served, conf, out, served_marker: str, big_marker: str, seed: int) -> str:
+def test_a_dry_upload_sends_nothing_and_says_what_it_would_do(box):
+    export(box, "before dry")
+    upload(box)
+    index = out(box) / "index.html"
+    index.write_text(index.read_text().replace("before dry", "dry"))
+    restamp(out(box))
+    rid, snapshot = served(box), box.snapshot()
+    result = fab("-f", box.conf, "--dry", "upload")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "would send 1 file (" in result.stdout and "would send index.html" in result.stdout, result.stdout
+    assert f"would reuse 7 unchanged files from {rid}" in result.stdout
+    assert "upload planned" in result.stdout and "the server was not changed" in result.stdout
+    assert box.snapshot() == snapshot
+    assert "QMS frontend before dry" in page(box)
+
+
+def test_fix_perms_opens_a_750_home_for_nginx_without_making_it_listable(box):
+    export(box, "perms")
+    upload(box)
+    box.ssh("sudo chmod 750 /home/ubuntu")
+    box.ssh(f"chmod 600 {SERVED}/login.html")
+    assert get(box, "/")[0] in (403, 404)
+
+    check = box.fab("fix-perms", "--check")
+    assert_one_line_error(check, "permissions need fixing: run fix-perms")
+    assert "www-data cannot enter /home/ubuntu" in check.stdout
+    assert "entries lack mode 755 (dirs) / 644 (files)" in check.stdout, check.stdout
+    assert box.ssh(f"stat -c %a /home/ubuntu {SERVED}/login.html").stdout.split() == ["750", "600"]
+
+    fixed = box.fab("fix-perms")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "nginx reads and serves the site" in fixed.stdout
+    assert box.ssh(f"stat -c %a /home/ubuntu {SERVED}/login.html").stdout.split() == ["751", "644"]
+    assert "QMS frontend perms" in page(box) and "QMS frontend perms" in page(box, "/login")
+    assert get(box, "/api/health/")[0] == 200
+    again = box.fab("fix-perms", "--check")
+    assert again.returncode == 0 and "permissions ok" in again.stdout, again.stdout + again.stderr
+
+
+def served_then_big(box, served_marker: str, big_marker: str, seed: int) -> str:
     """Upload a small export (what the site then serves), then make a big one in its place, whose upload lasts
     long enough to be cut; returns the served release."""
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, marker=served_marker)
-    assert fab("-f", conf, "upload").returncode == 0
-    shutil.rmtree(out)
-    make_export(out, marker=big_marker, extra_files=400, extra_bytes=120 << 20, seed=seed)
-    return served.ssh(f"readlink {SERVED}").stdout.strip()
+    export(box, served_marker)
+    upload(box)
+    export(box, big_marker, extra_files=400, extra_bytes=120 << 20, seed=seed)
+    return served(box)
 
 
-def receiving(served) -> bool:
-    """An upload is streaming into the server's releases."""
-    releases = served.root / "home/ubuntu/QMS/frontend/releases"
-    return any(p.name.startswith(".incoming-") for p in releases.iterdir())
+def receiving(box) -> bool:
+    """An upload is streaming into a new release's export."""
+    return any((box.root / APP.lstrip("/") / "releases").glob("*/frontend/out.incoming"))
 
 
-def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_cleans_up(served, app):
-    conf, out = app
-    stable = served_then_big(served, conf, out, "stable", "big", seed=1)
-    for delay in (0.3, None):   # early (before the stream), and in the middle of the stream
-        proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO,
+def wait_for(condition, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def lock_is_stale(box) -> bool:
+    """The deploy lock is free or its holder (on the killed run's connection) is gone."""
+    return box.ssh(f"pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' {APP}/.deploy/lock/owner.json 2>/dev/null); "
+                   "test -z \"$pid\" || ! test -d /proc/$pid", check=False).returncode == 0
+
+
+def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_cleans_up(box):
+    stable = served_then_big(box, "stable", "big", seed=1)
+    left = {}
+    for stage in ("early", "mid-stream"):
+        known = set(release_dirs(box))
+        proc = subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "upload"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if delay is None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not receiving(served):
-                time.sleep(0.02)
-            assert receiving(served), "the upload never started streaming"
-        else:
-            time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert served.ssh(f"readlink {SERVED}").stdout.strip() == stable
-        code, body = site(served)
-        assert code == 200 and "QMS frontend stable" in body
+        try:
+            if stage == "early":   # as soon as the new release's directory is made, long before the stream
+                wait_for(lambda: set(release_dirs(box)) - known, "the upload never made its release")
+            else:
+                wait_for(lambda: receiving(box), "the upload never started streaming")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert served(box) == stable
+        assert "QMS frontend stable" in page(box) and get(box, "/api/health/")[0] == 200
+        left[stage] = {name for name, sealed in release_dirs(box).items() if not sealed} - known
+        assert len(left[stage]) == 1, (stage, release_dirs(box))
+        wait_for(lambda: lock_is_stale(box), "the killed upload's lock holder lives on", 30)
+    assert not left["early"] & set(release_dirs(box))   # the second upload removed what the first left
     # what a server that lost power in the middle of an upload keeps
-    served.ssh("mkdir -p /home/ubuntu/QMS/frontend/releases/.incoming-20260101-000000-dead/x")
+    box.ssh(f"mkdir -p {APP}/releases/20260101-000000-dead000/frontend/out.incoming/x")
+    leftovers = {name for name, sealed in release_dirs(box).items() if not sealed}
+    assert leftovers == left["mid-stream"] | {"20260101-000000-dead000"}, leftovers
 
-    result = fab("-f", conf, "upload")
-    assert result.returncode == 0, result.stderr
-    assert "QMS frontend big" in site(served)[1]
-    assert not receiving(served)
-
-
-def test_fix_perms_opens_a_750_home_for_nginx_without_making_it_listable(served, app):
-    conf, out = app
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, marker="perms")
-    assert fab("-f", conf, "upload").returncode == 0
-    served.ssh("sudo chmod 750 /home/ubuntu")
-    assert site(served)[0] in (403, 404)
-
-    check = fab("-f", conf, "fix-perms", "--check")
-    assert check.returncode == 1 and "www-data cannot enter /home/ubuntu" in check.stdout
-    assert served.ssh("stat -c %a /home/ubuntu").stdout.strip() == "750"
-
-    fixed = fab("-f", conf, "fix-perms")
-    assert fixed.returncode == 0, fixed.stderr
-    assert "nginx reads and serves the site" in fixed.stdout
-    assert served.ssh("stat -c %a /home/ubuntu").stdout.strip() == "751"
-    code, body = site(served)
-    assert code == 200 and "QMS frontend perms" in body
-    assert fab("-f", conf, "fix-perms", "--check").returncode == 0
+    result = upload(box)
+    removed = [line for line in result.stdout.splitlines()
+               if "removed unfinished release(s) a failed or killed run left: " in line]
+    assert len(removed) == 1 and all(name in removed[0] for name in leftovers), result.stdout
+    assert "taking over a stale lock" in result.stdout
+    assert "QMS frontend big" in page(box)
+    releases = release_dirs(box)
+    assert all(releases.values()) and not leftovers & set(releases), releases
+    assert not receiving(box) and served(box) != stable
 
 
-def test_real_build_bakes_the_settings_api_url_whatever_the_shell_and_env_local_say(served, tmp_path):
+def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_site_keeps_serving(box):
+    """What a server reboot or a killed sshd does to an upload: the client used to wait for an exit status that
+    never comes, at 100% CPU, for ever."""
+    stable = served_then_big(box, "before the cut", "cut", seed=2)
+    proc = subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "upload"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: receiving(box), "the upload never started streaming", 300)
+        box.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
+        out_text, err_text = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out_text
+    assert "Traceback" not in err_text + out_text, err_text
+    lines = [line for line in err_text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the connection broke while sending" in lines[0], err_text
+    assert served(box) == stable
+    assert "QMS frontend before the cut" in page(box)
+    upload(box)
+    assert "QMS frontend cut" in page(box)
+    assert all(release_dirs(box).values())
+
+
+def test_real_build_bakes_the_settings_api_url_whatever_the_shell_and_env_local_say(box):
     """The one real `npm ci && next build` of the example app, then upload and a GET through nginx."""
-    frontend = REPO / "tests/example_app/frontend"
+    frontend = box.app / "frontend"
     env_local = frontend / ".env.local"
     env_local.write_text("NEXT_PUBLIC_API_URL=http://127.0.0.1:8000/api\n")
     try:
-        result = served.fab("build", env={"NEXT_PUBLIC_API_URL": "http://localhost:8000/api"}, timeout=900)
+        result = box.fab("build", env={"NEXT_PUBLIC_API_URL": "http://localhost:8000/api"}, timeout=900)
     finally:
         env_local.unlink()
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "NEXT_PUBLIC_API_URL=https://qms.test/api" in result.stdout
     assert ".env.local (http://127.0.0.1:8000/api) is ignored" in result.stdout
-    info = __import__("json").loads((frontend / "out/build-info.json").read_text())
+    info = json.loads((frontend / "out/build-info.json").read_text())
     assert info["env"] == "standin" and info["api_url"] == "https://qms.test/api"
     assert "admin/users.html" in info["manifest"]
 
-    uploaded = served.fab("upload")
-    assert uploaded.returncode == 0, uploaded.stderr
-    code, body = site(served, "/admin/users")
-    assert code == 200 and "QMS frontend v1" in body
+    upload(box)
+    assert "QMS frontend v1" in page(box, "/admin/users")
 
 
-def test_real_build_with_a_local_api_url_is_refused_naming_file_and_text(standin, tmp_path):
-    conf = tmp_path / "local-api.yaml"
-    conf.write_text(standin.conf.read_text().replace(
-        "qms:\n", "qms:\n  frontend:\n    api_url: http://127.0.0.1:8000/api\n"))
+def test_real_build_with_a_local_api_url_is_refused_naming_file_and_text(box):
+    conf = box.tmp / "local-api.yaml"
+    conf.write_text(more_settings(box.conf.read_text(), "  frontend:\n    api_url: http://127.0.0.1:8000/api\n"))
     result = fab("-f", conf, "build", timeout=900)
     line = assert_one_line_error(result, "the bundle would call the wrong API", "'http://127.0.0.1:8000/api'",
                                  alone=False)
     assert "_next/static/chunks/" in line
 
 
-def test_a_dry_upload_sends_nothing_and_says_what_it_would_do(served, app):
-    conf, out = app
-    shutil.rmtree(out, ignore_errors=True)
-    make_export(out, marker="dry")
-    before = served.snapshot()
-    result = fab("-f", conf, "--dry", "upload")
-    assert result.returncode == 0, result.stderr
-    assert "would send 8 files" in result.stdout and "would reuse" in result.stdout
-    assert served.snapshot() == before
-    assert "QMS frontend dry" not in site(served)[1]
-
-
-def test_a_nested_frontend_folder_is_released_and_served(served, tmp_path):
+def test_a_nested_frontend_folder_is_released_and_served(box):
     """The Next.js app in a folder of a folder (qms.frontend.dir: web/app), as monorepos have it."""
-    app_dir = tmp_path / "app"
-    (app_dir / "web/app").mkdir(parents=True)
-    shutil.copy(REPO / "tests/example_app/frontend/package.json", app_dir / "web/app")
-    conf = tmp_path / "nested.yaml"
-    conf.write_text(standin_settings(served.name, app_dir=app_dir, extra="  frontend:\n    dir: web/app\n"))
-    make_export(app_dir / "web/app/out", marker="nested")
+    nested = box.tmp / "nested"
+    shutil.copytree(box.app, nested, ignore=shutil.ignore_patterns(".git", "node_modules", ".next", "out"))
+    (nested / "web").mkdir()
+    (nested / "frontend").rename(nested / "web" / "app")
+    conf = box.tmp / "nested.yaml"
+    conf.write_text(more_settings(box.conf.read_text(), f"  app_dir: {nested}\n  frontend:\n    dir: web/app\n"))
+    make_export(nested / "web/app/out", marker="nested")
     try:
-        for step in ("prepare", "upload", "nginx-reload", "fix-perms"):
-            result = fab("-f", conf, step)
-            assert result.returncode == 0, f"{step}: {result.stdout[-2000:]}{result.stderr}"
-        code, body = site(served)
-        assert code == 200 and "QMS frontend nested" in body
-        assert served.ssh("readlink -f /home/ubuntu/QMS/web/app/out").stdout.startswith(
-            "/home/ubuntu/QMS/web/app/releases/")
-    finally:
-        assert served.fab("nginx-reload").returncode == 0
-
-
-def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_site_keeps_serving(served, app):
-    """What a server reboot or a killed sshd does to an upload: the client used to wait for an exit status that
-    never comes, at 100% CPU, for ever."""
-    conf, out = app
-    stable = served_then_big(served, conf, out, "before the cut", "cut", seed=2)
-    proc = subprocess.Popen([project_exe("fab"), "-f", str(conf), "upload"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not receiving(served):
-        time.sleep(0.02)
-    served.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
-    out_text, err_text = proc.communicate(timeout=120)
-    assert proc.returncode != 0, out_text
-    assert "Traceback" not in err_text
-    lines = [line for line in err_text.splitlines() if line.strip()]
-    assert len(lines) == 1 and "the connection broke while sending" in lines[0], err_text
-    assert served.ssh(f"readlink {SERVED}").stdout.strip() == stable
-    assert "QMS frontend before the cut" in site(served)[1]
-    again = fab("-f", conf, "upload")
-    assert again.returncode == 0, again.stderr
-    assert "QMS frontend cut" in site(served)[1]
+        result = upload(box, conf)
+        assert "sent 8 files (" in result.stdout, result.stdout   # the served release has no web/app/out
+        perms = fab("-f", conf, "fix-perms", "--check")
+        assert perms.returncode == 0, perms.stdout + perms.stderr
+        assert "QMS frontend nested" in page(box) and "QMS frontend nested" in page(box, "/admin/users")
+        rid = served(box)
+        assert box.ssh(f"readlink -f {APP}/web/app/out").stdout.strip() == f"{APP}/releases/{rid}/web/app/out"
+    finally:   # the module's own layout served again
+        export(box, "back")
+        upload(box)
+    assert "QMS frontend back" in page(box)
