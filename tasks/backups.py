@@ -46,10 +46,11 @@ def agent(host, s, *args, sudo=False) -> dict:
     return answer
 
 
-def create_backup(host, s, reason: str, protect: str = "") -> dict:
-    """A checked, compressed backup on the server ({} under --dry); retention never removes `protect`."""
+def create_backup(host, s, reason: str, protect: str = "", database: str = "") -> dict:
+    """A checked, compressed backup on the server ({} under --dry) of the app's database (or `database`);
+    retention never removes `protect`."""
     # as root: the database is the app's user's alone (0600 in a 0700 directory)
-    made = agent(host, s, "create", plan.database_path(s), backup_dir(s), reason, s.backups.keep,
+    made = agent(host, s, "create", database or plan.database_path(s), backup_dir(s), reason, s.backups.keep,
                  s.backups.max_age_days, protect, sudo=True)
     if made:
         host.say(f"backup {made['id']}: {human_size(made['size'])}, sha256 {made['sha256'][:12]}, integrity_check ok"
@@ -220,7 +221,7 @@ def restore(c, backup, from_="server"):
         saved = create_backup(host, s, "pre-restore", protect=bid)
         agent(host, s, "restore", plan.database_path(s), backup_dir(s), bid, sudo=True)
         host.sudo(f"systemctl start {unit}.socket {unit}.service")
-        wait_healthy(host, s, release, replaced=set())
+        wait_healthy(host, s, release, replaced=frozenset())
     except UserError as failure:
         try:
             if saved:

@@ -17,8 +17,8 @@ from .core.browser_report import api_calls, no_api_note, origin, page_rows
 from .core.cdp import Browser, find_browser
 from .core.console import print_table
 from .core.errors import UserError
+from .core.nginx_site import certificate_command
 from .core.runtime import host_of, settings_of
-from .nginx import has_certificate
 
 
 def resolver_rules(host, s) -> str:
@@ -33,7 +33,7 @@ def browser_rows(host, s, screenshots: Optional[str] = None) -> list[list[str]]:
     """[page, request, status, problem ('' when none)] for every request of every key page."""
     domains = s.require("domains", "browser-check (the site's address)")
     browser = find_browser(s.browser.path)
-    scheme = "https" if has_certificate(host, s) else "http"
+    scheme = "https" if host.probe(certificate_command(s), sudo=True).ok else "http"
     site = {f"{sch}://{d}" for d in domains for sch in ("http", "https")}
     api = origin(api_url_of(s))
     folder = Path(screenshots) if screenshots else None

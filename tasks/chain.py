@@ -41,6 +41,8 @@ class Run:
                                        by=f"{getpass.getuser()}@{socket.gethostname()}",
                                        started=now.strftime("%Y-%m-%d %H:%M:%S UTC"))
         self.lock: Lock = Lock(None)
+        # what undoes a step's change to the server when the run fails before the switch (newest first)
+        self.undo: list = []
 
     def step(self, name: str, body, *args, **kwargs):
         self.host.say(f"== {name}")
@@ -296,6 +298,9 @@ def run_chain(run: Run, steps, switch_at: str, before: dict, new: Optional[str] 
                 if new and run.changed("release"):
                     discard(host, run.s, new)
                     discarded = True
+            for undo in reversed(run.undo):
+                with contextlib.suppress(Exception):
+                    undo()
             run.finish("interrupted" if interrupted else "failed")
             if interrupted or not isinstance(failure, UserError) or not discarded:
                 raise

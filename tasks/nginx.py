@@ -12,7 +12,7 @@ import time
 
 from invoke import Collection, task
 
-from .core import bundle
+from .core import bundle, nginx_site
 from .core.errors import UserError
 from .core.nginx_site import (nginx_binary, nginx_test, lint, parse_nginx_version, render_site,
                               route_collisions)
@@ -26,12 +26,8 @@ def site_paths(s) -> tuple[str, str]:
     return f"/etc/nginx/sites-available/{s.nginx.site}", f"/etc/nginx/sites-enabled/{s.nginx.site}"
 
 
-def certificate_path(s) -> str:
-    return f"/etc/letsencrypt/live/{s.domains[0]}/fullchain.pem" if s.domains else ""
-
-
 def has_certificate(host, s) -> bool:
-    return bool(s.domains) and host.probe(f"test -s {shlex.quote(certificate_path(s))}", sudo=True).ok
+    return host.probe(nginx_site.certificate_command(s), sudo=True).ok
 
 
 def rendered_for(host, s) -> str:

@@ -2,18 +2,22 @@
 (DESIGN.md, "Server layout")."""
 import posixpath
 import shlex
+from typing import Optional
 
 from invoke import Collection, task
 from .core.console import print_table
 from rich.table import Table
 
+from .backups import create_backup
 from .core import backend_plan as plan
 from .core import clone, facts
+from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 
 # Paths the tool writes inside the app's git clone; kept out of `git status` (with what the server generates there
 # and the live database) so a dirty-tree check sees only real edits on the server.
-TOOL_PATHS = ("/.deploy/", "/backups/", "/releases/", "/current", "/shared/", "/{frontend}/{out}")
+TOOL_PATHS = ("/.deploy/", "/backups/", "/releases/", "/current", "/shared/", "/{frontend}/{out}",
+              "*.before-releases", "/.env")   # the last two: what a server from before releases has
 
 
 def layout(s) -> list[tuple[str, int, str]]:
@@ -49,6 +53,69 @@ def exclude_tool_paths(host, s) -> list[bool]:
     patterns = ([p.format(frontend=s.frontend.dir, out=s.frontend.out) for p in TOOL_PATHS]
                 + clone.generated_patterns(s) + ["/" + clone.database_path(s)])
     return [host.append_line(exclude, p) for p in patterns]
+
+
+def legacy_command(s) -> str:
+    """What a server set up before releases has: the guide's (or this tool's earlier) database in the clone, its
+    units, its .env in the app root; and whether the shared database exists already. key=value lines."""
+    database = posixpath.join(s.app_root, clone.database_path(s))
+    unit = f"/etc/systemd/system/{s.backend.unit}"
+    checks = {"database": database, "service": f"{unit}.service", "socket": f"{unit}.socket",
+              "env": posixpath.join(s.app_root, ".env"), "shared": plan.database_path(s)}
+    return "; ".join(f"[ -f {shlex.quote(path)} ] && echo {key}={shlex.quote(path)}" for key, path in checks.items()) \
+        + "; true"
+
+
+def adopt_step(host, s, run) -> Optional[str]:
+    """A server set up the guide's way, or by this tool before releases: its database backed up, its service stopped
+    and its database copied to the shared place (the original stays where it was); on a failure before the switch
+    the old service starts again, as it was."""
+    found = facts.parse_key_values(host.probe(legacy_command(s), sudo=True).stdout)
+    if "database" not in found:
+        return None
+    if "shared" in found:
+        host.say(f"note: {found['database']} is a database from before releases; the app uses {found['shared']}")
+        return None
+    backup = create_backup(host, s, "pre-adopt", database=found["database"])
+    units = " ".join(shlex.quote(posixpath.basename(found[k])) for k in ("socket", "service") if k in found)
+    if host.dry:
+        host.say(f"would stop {units or 'nothing'} and copy {found['database']} to {plan.database_path(s)}")
+        return None
+    if units:
+        host.sudo(f"systemctl stop {units}")
+        run.undo.append(lambda: host.sudo(f"systemctl start {units}", warn=True))
+    target = shlex.quote(plan.database_path(s))
+    app = shlex.quote(s.backend.app_user)
+    copied = host.sudo(f"sqlite3 {shlex.quote(found['database'])} \".backup {plan.database_path(s)}\" && "
+                       f"chown {app}:{app} {target} && chmod 600 {target} && "
+                       f"sqlite3 {target} 'PRAGMA integrity_check'", warn=True)
+    if copied.failed or copied.stdout.strip() != "ok":
+        raise UserError(f"[{host.name}] cannot copy {found['database']} to {plan.database_path(s)}: "
+                        f"{(copied.stderr.strip() or copied.stdout.strip() or 'no output').splitlines()[-1]}")
+    run.undo.append(lambda: host.sudo(f"rm -f {target}", warn=True))
+    host.say(f"adopted {found['database']} (backup {backup.get('id')}): the app's database is now "
+             f"{plan.database_path(s)}; the old one stays as it was until the new release serves")
+    return f"database from {found['database']}"
+
+
+def finish_adoption(host, s) -> Optional[str]:
+    """Once a release serves: the old units disabled and removed, the old .env (secrets) removed; the old database
+    stays where it was, renamed so that nothing takes it for the live one."""
+    found = facts.parse_key_values(host.probe(legacy_command(s), sudo=True).stdout)
+    if "database" not in found or host.dry:
+        return None
+    units = [found[k] for k in ("socket", "service") if k in found]
+    old = found["database"] + ".before-releases"
+    commands = [f"mv -n {shlex.quote(found['database'])} {shlex.quote(old)}"]
+    if units:
+        names = " ".join(shlex.quote(posixpath.basename(u)) for u in units)
+        commands.insert(0, f"systemctl disable -q --now {names}; rm -f {' '.join(map(shlex.quote, units))} && "
+                           "systemctl daemon-reload")
+    if "env" in found:
+        commands.append(f"rm -f {shlex.quote(found['env'])}")
+    host.sudo(" && ".join(commands))
+    host.say(f"the layout from before releases is retired: old units removed, the old database kept as {old}")
+    return "old layout retired"
 
 
 @task

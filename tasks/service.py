@@ -13,6 +13,7 @@ from typing import Optional
 from invoke import Collection, task
 
 from .core import backend_plan as plan
+from .core import facts
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .core.smoke import health_url
@@ -81,56 +82,43 @@ def journal_tail(host, s, release: str = "*", lines: int = 50) -> str:
                       sudo=True).stdout
 
 
-def health(host, s, release: str) -> list[str]:
-    """Problems with the health endpoint of release `release`, answered through its own socket."""
-    path = health_url(s)
-    code = host.probe(f"curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                      f"--unix-socket {shlex.quote(plan.socket_path(s, release))} -H 'Host: 127.0.0.1' "
-                      f"{shlex.quote('http://127.0.0.1' + path)}", sudo=True).stdout.strip()
-    return [] if code == "200" else [f"{path} answers {code if code not in ('', '000') else 'nothing'}"]
-
-
-def workers(host, s, release: str) -> set[str]:
-    """PIDs of uvicorn's worker processes (children of the main process started by multiprocessing)."""
-    main = host.probe(f"systemctl show -p MainPID --value {shlex.quote(plan.instance(s, release))}.service"
-                      ).stdout.strip()
-    return set(host.probe(f"pgrep -P {main or 0} -f multiprocessing-fork").stdout.split()) if main != "0" else set()
+def state(host, s, release: str) -> facts.InstanceState:
+    return facts.parse_instance_state(host.probe(facts.instance_state_command(
+        plan.instance(s, release), plan.socket_path(s, release), health_url(s)), sudo=True).stdout)
 
 
 SETTLED_CHECKS = 4   # a stable set of workers answering an error this many times in a row has failed
 
 
-def wait_healthy(host, s, release: str, replaced: set, timeout: float = 30.0) -> None:
+def wait_healthy(host, s, release: str, replaced: frozenset, timeout: float = 30.0) -> None:
     """Healthy means: active, none of the `replaced` workers left, the same workers on two checks in a row (a
     worker that cannot import the app is restarted over and over), and the health endpoint answering 200."""
-    unit = shlex.quote(plan.instance(s, release))
     deadline = time.monotonic() + timeout
-    problems, last, wrong_answers = ["not checked"], None, 0
+    problem, last, wrong_answers = "not checked", None, 0
     while time.monotonic() < deadline:
-        active = host.probe(f"systemctl is-active {unit}.service").stdout.strip()
-        if active == "failed":
-            problems = ["the service failed"]
+        now = state(host, s, release)
+        if now.active == "failed":
+            problem = "the service failed"
             break
-        now = workers(host, s, release)
-        if active != "active":
-            problems = [f"the service is {active}"]
-        elif not now or now & replaced or now != last:
-            problems = ["its workers are not up (yet)"]
+        if now.active != "active":
+            problem = f"the service is {now.active}"
+        elif not now.workers or now.workers & replaced or now.workers != last:
+            problem = "its workers are not up (yet)"
+        elif now.health == "200":
+            return
         else:
-            problems = health(host, s, release)
-            if not problems:
-                return
+            problem = f"{health_url(s)} answers {now.health or 'nothing'}"
             # Settled workers answering an HTTP error will not get better by waiting: stop after a few checks.
-            wrong_answers = wrong_answers + 1 if not any(p.endswith("nothing") for p in problems) else 0
+            wrong_answers = wrong_answers + 1 if now.health else 0
             if wrong_answers >= SETTLED_CHECKS:
                 break
-        last = now
+        last = now.workers
         time.sleep(0.5)
     print(journal_tail(host, s, release), end="")
-    if problems[0].endswith(" 404"):   # the app runs but has nothing there: the setting, not the app, is wrong
-        raise UserError(f"[{host.name}] release {release} runs but {problems[0]}: set qms.smoke.health_path to the "
+    if problem.endswith(" 404"):   # the app runs but has nothing there: the setting, not the app, is wrong
+        raise UserError(f"[{host.name}] release {release} runs but {problem}: set qms.smoke.health_path to the "
                         f"app's health endpoint inside {s.backend.api_prefix}, or add one (README: Prepare your app)")
-    raise UserError(f"[{host.name}] release {release} is not healthy: {problems[0]} (its journal is above)")
+    raise UserError(f"[{host.name}] release {release} is not healthy: {problem} (its journal is above)")
 
 
 def start(host, s, release: str) -> Optional[str]:
@@ -140,7 +128,7 @@ def start(host, s, release: str) -> Optional[str]:
         host.say(f"would start {plan.instance(s, release)} and wait for {health_url(s)} on its socket")
         return None
     started = time.monotonic()
-    before = workers(host, s, release)
+    before = state(host, s, release).workers
     host.sudo(f"systemctl enable -q {unit}.socket {unit}.service && systemctl start {unit}.socket && "
               f"systemctl restart {unit}.service")
     try:
@@ -177,7 +165,7 @@ def restart(c, mode="restart"):
 def restart_release(host, s, release: str, mode: str) -> Optional[str]:
     unit = shlex.quote(plan.instance(s, release))
     started = time.monotonic()
-    before = workers(host, s, release)
+    before = state(host, s, release).workers
     host.sudo(f"systemctl start {unit}.socket && systemctl {mode} {unit}.service")
     if host.dry:
         return None

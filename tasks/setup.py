@@ -125,11 +125,14 @@ def setup(c, push=False):
         yield from [("fix-perms", perms.fix_perms, c), ("build", build_once, s, sha)]
         served = release.serving(host, s, sha)
         for step in release_steps(host, s, sha, rid, run, served):
+            if step[0] == "migrate":   # a server from before releases: its database moves to the shared place
+                yield ("adopt", server.adopt_step, host, s, run)
             if step[0] == "start":   # the first superuser and the seed data, with the new release's code
                 yield from [("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid)]
             yield step
         yield from [("nginx-reload", nginx.nginx_reload, c), ("tls", tls_step, c, host, s),
-                    ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before)]
+                    ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before),
+                    ("retire-old-layout", server.finish_adoption, host, s)]
     run_chain(run, steps(), switch_at="switch", before=before, new=rid)
 
 

@@ -13,7 +13,8 @@ from invoke import Collection, task
 
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
-from .nginx import certificate_path, install_site, rendered_for
+from .core.nginx_site import certificate_path
+from .nginx import install_site, rendered_for
 
 DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/qms-nginx-reload.sh"
 HOOK_SCRIPT = "#!/bin/sh\n# Installed by qms-deploy: serve a renewed certificate, but never reload a broken config.\n" \

@@ -94,11 +94,11 @@ def rollback_target(rows: list[dict], to: Optional[str], entries: list[dict]) ->
 
 
 def backup_before(entries: list[dict], release: str) -> str:
-    """The database backup taken before the first migrations after the last run that left `release` served: the
-    database as it was then ('' when the history has none)."""
+    """The database backup taken before the first migrations after the run that first served `release` (its
+    deploy): the database as that release's code knew it ('' when the history has none)."""
     ids = [i for i, e in enumerate(entries) if e.get("after", {}).get("release") == release
            and e.get("result") in ("ok", "rolled back")]
-    later = entries[ids[-1] + 1:] if ids else []
+    later = entries[ids[0] + 1:] if ids else []
     return next((e["backup"] for e in later if e.get("backup")), "")
 
 

@@ -185,3 +185,28 @@ def parse_installed_packages(output: str) -> set[str]:
         if status.startswith("ii"):
             found.add(name.split(":")[0])
     return found
+
+
+# -- a backend instance ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstanceState:
+    active: str              # systemctl is-active: active, activating, failed, inactive, ...
+    workers: frozenset       # PIDs of uvicorn's worker processes
+    health: str              # the HTTP status its socket answered the health path with ('' for none)
+
+
+def instance_state_command(unit: str, socket: str, health_path: str) -> str:
+    """One round trip: the instance's state, its workers (children of the main process started by multiprocessing)
+    and the health endpoint's status asked on its own socket (as root: the socket is root's and nginx's)."""
+    u, url = shlex.quote(f"{unit}.service"), shlex.quote(f"http://127.0.0.1{health_path}")
+    return (f"echo active=$(systemctl is-active {u}); main=$(systemctl show -p MainPID --value {u}); "
+            "echo workers=$([ \"${main:-0}\" != 0 ] && pgrep -P \"$main\" -f multiprocessing-fork | tr '\\n' ' '); "
+            f"echo health=$(curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
+            f"--unix-socket {shlex.quote(socket)} -H 'Host: 127.0.0.1' {url})")
+
+
+def parse_instance_state(output: str) -> InstanceState:
+    found = parse_key_values(output)
+    health = found.get("health", "")
+    return InstanceState(found.get("active", "unknown"), frozenset(found.get("workers", "").split()),
+                         "" if health in ("", "000") else health)

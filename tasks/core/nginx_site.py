@@ -6,6 +6,7 @@ one (the real nginx, when installed), on a throwaway copy.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -80,6 +81,16 @@ def site_context(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAUL
 def render(context: dict) -> str:
     """The template with these variables; a variable it uses and the context lacks is an error, not ''."""
     return render_template("nginx", TEMPLATE, context)
+
+
+def certificate_path(s: Settings) -> str:
+    """Where certbot keeps the first domain's certificate chain ('' without domains)."""
+    return f"/etc/letsencrypt/live/{s.domains[0]}/fullchain.pem" if s.domains else ""
+
+
+def certificate_command(s: Settings) -> str:
+    """Succeeds when the certificate the TLS block needs is there (as root: /etc/letsencrypt/live is 0700)."""
+    return f"test -s {shlex.quote(certificate_path(s))}" if s.domains else "false"
 
 
 def render_site(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAULT_NGINX_VERSION) -> str:

@@ -226,10 +226,11 @@ def switch(app, rid, front):
         replace_link(os.path.join(app, "current"), os.path.join("releases", rid))
     guide_path = safe_join(app, front)
     wanted = os.path.relpath(os.path.join(app, "current", front), os.path.dirname(guide_path))
-    if not os.path.isdir(guide_path) or os.path.islink(guide_path):
-        if not os.path.islink(guide_path) or os.readlink(guide_path) != wanted:
-            os.makedirs(os.path.dirname(guide_path), exist_ok=True)
-            replace_link(guide_path, wanted)
+    if os.path.isdir(guide_path) and not os.path.islink(guide_path):   # the guide's own export, kept aside
+        os.rename(guide_path, guide_path + ".before-releases")
+    if not os.path.islink(guide_path) or os.readlink(guide_path) != wanted:
+        os.makedirs(os.path.dirname(guide_path), exist_ok=True)
+        replace_link(guide_path, wanted)
     print(json.dumps({"id": rid, "previous": previous}))
 
 

@@ -196,6 +196,12 @@ def lock_is_stale(box) -> bool:
                    "test -z \"$pid\" || ! test -d /proc/$pid", check=False).returncode == 0
 
 
+def settled(box, rid: str) -> bool:
+    """No command of the run making release `rid` still runs on the server (the client's death reaches a command
+    only when it next reads or writes)."""
+    return box.ssh(f"pgrep -f '[{rid[0]}]{rid[1:]}'", check=False).returncode == 1
+
+
 def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_cleans_up(box):
     stable = served_then_big(box, "stable", "big", seed=1)
     left = {}
@@ -215,6 +221,7 @@ def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_c
         assert "QMS frontend stable" in page(box) and get(box, "/api/health/")[0] == 200
         left[stage] = {name for name, sealed in release_dirs(box).items() if not sealed} - known
         assert len(left[stage]) == 1, (stage, release_dirs(box))
+        wait_for(lambda: settled(box, *left[stage]), f"the killed upload's commands still run on the server", 60)
         wait_for(lambda: lock_is_stale(box), "the killed upload's lock holder lives on", 30)
     assert not left["early"] & set(release_dirs(box))   # the second upload removed what the first left
     # what a server that lost power in the middle of an upload keeps

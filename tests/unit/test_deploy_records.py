@@ -56,6 +56,9 @@ def test_the_backup_to_restore_is_the_first_taken_after_the_target():
     assert records.backup_before(entries, "r1") == "b2"
     assert records.backup_before(entries, "r3") == ""
     assert records.backup_before(entries, "unknown") == ""
+    # served again by a rollback later: still the backup taken after its deploy
+    again = entries + [entry("4", "rollback", release="r1")]
+    assert records.backup_before(again, "r1") == "b2"
 
 
 def test_the_lock_owner_says_who_from_where_since_when_and_where_it_is():

@@ -47,3 +47,16 @@ def test_installed_packages_from_dpkg_query():
     assert parse_installed_packages(output) == {"nginx", "certbot", "libc6"}
     assert "'jq'" not in installed_packages_command(["jq"]) and installed_packages_command(["a b"]).endswith(
         "'a b' 2>/dev/null")
+
+
+def test_a_backend_instances_state_in_one_round_trip():
+    command = facts.instance_state_command("qms-backend@r1", "/run/qms-backend/r1.sock", "/api/health/")
+    assert "systemctl is-active qms-backend@r1.service" in command
+    assert "--unix-socket /run/qms-backend/r1.sock" in command and "http://127.0.0.1/api/health/" in command
+    # captured on the stand-in: running, two workers, healthy
+    up = facts.parse_instance_state("active=active\nworkers=4012 4013 \nhealth=200\n")
+    assert up == facts.InstanceState("active", frozenset({"4012", "4013"}), "200")
+    # starting: no main process yet, curl could not connect
+    starting = facts.parse_instance_state("active=activating\nworkers=\nhealth=000\n")
+    assert starting.active == "activating" and not starting.workers and starting.health == ""
+    assert facts.parse_instance_state("").active == "unknown"
