@@ -184,10 +184,14 @@ def restore(c, backup, from_="server"):
     Restore the database from a checked backup; the current one is saved first and put back if the app fails.
     """
     s = settings_of(c)
-    source = from_
-    if source not in ("server", "local", "s3"):
-        raise UserError(f"--from must be server, local or s3, not {source!r}")
-    host = host_of(c, s)
+    if from_ not in ("server", "local", "s3"):
+        raise UserError(f"--from must be server, local or s3, not {from_!r}")
+    return restore_backup(host_of(c, s), s, backup, from_)
+
+
+def restore_backup(host, s, backup: str, source: str = "server"):
+    """The database from backup `backup` (an id or latest) in `source`, checked first; the served release stopped
+    meanwhile, the current database saved and put back if the app does not come up."""
     rows = {"server": lambda: agent(host, s, "list", backup_dir(s)).get("backups", []),
             "local": lambda: local_backups(s), "s3": lambda: s3_backups(s, required=True)}[source]()
     if not rows:

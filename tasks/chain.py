@@ -34,8 +34,8 @@ from .smoke import smoke_check
 class Run:
     """One chain on one host: steps timed, the lock told which step runs, the outcome kept for the history."""
 
-    def __init__(self, c, host, s, action: str):
-        self.c, self.host, self.s = c, host, s
+    def __init__(self, host, s, action: str):
+        self.host, self.s = host, s
         now = datetime.now(timezone.utc)
         self.outcome = records.Outcome(id=records.entry_id(now), action=action,
                                        by=f"{getpass.getuser()}@{socket.gethostname()}",

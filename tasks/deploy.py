@@ -28,8 +28,8 @@ from .core.runtime import host_of, settings_of
 from .history import read_history
 from .lock import take
 
-# Hosts this process switched, in order: (context, host, settings, state before). With several hosts, a later
-# failure puts these back too.
+# Hosts this process switched, in order: (host, settings, state before). With several hosts, a later failure
+# puts these back too.
 _switched: list = []
 
 
@@ -52,8 +52,8 @@ def put_back_earlier_hosts() -> list[str]:
     """After a failure on one host, put back every host this run switched before it, newest first."""
     notes = []
     while _switched:
-        c, host, s, before = _switched.pop()
-        run = Run(c, host, s, "rollback")
+        host, s, before = _switched.pop()
+        run = Run(host, s, "rollback")
         try:
             run.lock = take(host, s, "rollback")
             run.step("put back", put_back, host, s, before)
@@ -94,12 +94,12 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
     host = host_of(c, s)
     if host.stat(f"{s.app_root}/.deploy") is None or not release.served(host, s):
         raise UserError(f"[{host.name}] {s.app_root} serves no release: run setup first")
-    ship(c, host, s, sha, "deploy", wait, build=True)
+    ship(host, s, sha, "deploy", wait, build=True)
 
 
-def ship(c, host, s, sha: str, action: str, wait: float = 0, build: bool = False) -> None:
+def ship(host, s, sha: str, action: str, wait: float = 0, build: bool = False) -> None:
     """A new release of commit `sha` with the local export, verified beside the served one, then switched to."""
-    run = Run(c, host, s, action)
+    run = Run(host, s, action)
     run.lock = take(host, s, action, wait)
     before = server_state(host, s)
     run.outcome.before = before
@@ -111,11 +111,11 @@ def ship(c, host, s, sha: str, action: str, wait: float = 0, build: bool = False
         if build:
             yield ("build", build_once, s, sha)
         yield from release_steps(host, s, sha, rid, run, release.serving(host, s, sha))
-        yield from [("nginx-reload", nginx.nginx_reload, c), ("smoke", smoke_step, host, s),
+        yield from [("nginx-reload", nginx.reload_site, host, s), ("smoke", smoke_step, host, s),
                     ("retire", retire_step, host, s, before)]
     run_chain(run, steps(), switch_at="switch", before=before, new=rid)
     if not host.dry:
-        _switched.append((c, host, s, before))
+        _switched.append((host, s, before))
 
 
 @task
@@ -131,7 +131,7 @@ def upload(c):
     if not served["commit"]:
         raise UserError(f"[{host.name}] {s.app_root} serves no release: run setup first")
     release.checked_export(s)
-    ship(c, host, s, served["commit"], "upload")
+    ship(host, s, served["commit"], "upload")
 
 
 @task(help={"to": "a release id from `releases`, or a run id from `history` (default: the release before the served "
@@ -152,7 +152,7 @@ def rollback(c, to=None, restore_db=False):
     if restore_db and not backup:
         raise UserError(f"no migrations ran since release {target} served, so there is no backup to restore: roll "
                         "back without --restore-db")
-    run = Run(c, host, s, "rollback")
+    run = Run(host, s, "rollback")
     run.lock = take(host, s, "rollback")
     run.outcome.before = server_state(host, s)
     host.say(f"rolling back to release {target} (from {run.outcome.before['release']})")
@@ -165,7 +165,7 @@ def rollback(c, to=None, restore_db=False):
     if backup:
         host.say(f"warning: restoring the database to backup {backup}: what was written since is lost (the current "
                  "database is backed up first)")
-        steps.append(("restore-db", backups.restore, c, backup))
+        steps.append(("restore-db", backups.restore_backup, host, s, backup))
         run.outcome.backup = backup
     run_chain(run, steps, switch_at="put back", before=run.outcome.before)
 

@@ -131,7 +131,11 @@ def nginx_reload(c, force=False):
     Install the rendered nginx site (diff shown), test it (warnings fail, old file restored), reload, smoke-check.
     """
     s = settings_of(c)
-    host = host_of(c, s)
+    return reload_site(host_of(c, s), s, force)
+
+
+def reload_site(host, s, force: bool = False):
+    """The rendered site installed (only when it differs, unless `force`), tested, reloaded, smoke-checked."""
     changed = install_site(host, s, rendered_for(host, s), force)
     if not changed:
         host.say("nginx site unchanged: nothing to reload (--force to reload anyway)")

@@ -67,7 +67,11 @@ def fix_perms(c, check=False):
     Make the served trees readable by nginx (traverse bits on parents, 755/644 modes), then verify over HTTP.
     """
     s = settings_of(c)
-    host = host_of(c, s)
+    return fix(host_of(c, s), s, check)
+
+
+def fix(host, s, check: bool = False):
+    """Traverse bits and served modes made right (or, with `check`, reported: exit 1 when anything is wrong)."""
     trees, blocked, wrong = inspect(host, s)
     for tree in (t for t, real in trees.items() if real is None):
         host.say(f"not there yet: {tree}")

@@ -146,7 +146,11 @@ def prepare(c):
     .deploy, backups) with safe modes; idempotent.
     """
     s = settings_of(c)
-    host = host_of(c, s)
+    return prepare_layout(host_of(c, s), s)
+
+
+def prepare_layout(host, s):
+    """The app's user and the directories, made only where they differ."""
     made = app_user_step(host, s)
     changed = [bool(made)] + [host.ensure_dir(path, mode, owner) for path, mode, owner in layout(s)] \
         + exclude_tool_paths(host, s)

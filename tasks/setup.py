@@ -86,7 +86,7 @@ def seed_step(host, s, rid: str) -> Optional[str]:
     return (result.stdout.strip().splitlines() or [s.setup.seed_command])[-1]
 
 
-def tls_step(c, host, s) -> Optional[str]:
+def tls_step(host, s) -> Optional[str]:
     """A certificate where it can work: an email for Let's Encrypt, and every domain reaching this server."""
     if not s.domains or not s.tls.email:
         host.say("no certificate: set qms.domains and qms.tls.email, then run tls")
@@ -97,7 +97,7 @@ def tls_step(c, host, s) -> Optional[str]:
             host.say(f"no certificate yet: {', '.join(away)} does not reach this server over HTTP (DNS not pointed "
                      "here yet?); run tls once it does")
             return None
-    return tls.tls(c)
+    return tls.obtain(host, s)
 
 
 @task(help={"push": "push HEAD to the remote the server pulls from first (qms.git_remote)"})
@@ -113,16 +113,16 @@ def setup(c, push=False):
     app_check_step(s)
     sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
-    run = Run(c, host, s, "setup")
+    run = Run(host, s, "setup")
     run.step("packages", packages_step, host, s)
-    run.step("prepare", server.prepare, c)
+    run.step("prepare", server.prepare_layout, host, s)
     if host.stat(posixpath.join(s.app_root, ".deploy")) is not None:
         run.lock = take(host, s, "setup")
     before = run.outcome.before = server_state(host, s)
     rid = release_id(datetime.now(timezone.utc), sha, False)
     def steps():   # decided as they go: after the build, the served release may hold this commit and export already
         # fix-perms first: the app's user and nginx must enter the app root (a home directory of 750, as on Ubuntu)
-        yield from [("fix-perms", perms.fix_perms, c), ("build", build_once, s, sha)]
+        yield from [("fix-perms", perms.fix, host, s), ("build", build_once, s, sha)]
         served = release.serving(host, s, sha)
         for step in release_steps(host, s, sha, rid, run, served):
             if step[0] == "migrate":   # a server from before releases: its database moves to the shared place
@@ -130,7 +130,7 @@ def setup(c, push=False):
             if step[0] == "start":   # the first superuser and the seed data, with the new release's code
                 yield from [("superuser", superuser_step, host, s, rid), ("seed", seed_step, host, s, rid)]
             yield step
-        yield from [("nginx-reload", nginx.nginx_reload, c), ("tls", tls_step, c, host, s),
+        yield from [("nginx-reload", nginx.reload_site, host, s), ("tls", tls_step, host, s),
                     ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before),
                     ("retire-old-layout", server.finish_adoption, host, s)]
     run_chain(run, steps(), switch_at="switch", before=before, new=rid)

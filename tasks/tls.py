@@ -82,11 +82,17 @@ def tls(c, check=False):
     Get a Let's Encrypt certificate with certonly --webroot (nginx config untouched), then serve HTTPS.
     """
     s = settings_of(c)
-    domains = s.require("domains", "tls")
+    s.require("domains", "tls")
     host = host_of(c, s)
     if check:
         check_certificate(host, s)
-        return
+        return None
+    return obtain(host, s)
+
+
+def obtain(host, s):
+    """The certificate (only when missing, short of a domain or expiring), then the site with its TLS block."""
+    domains = s.require("domains", "tls")
     email = s.require("tls.email", "tls (Let's Encrypt's expiry notices)")
     install_site(host, s, rendered_for(host, s))   # the ACME webroot must answer before certbot asks for it
     host.ensure_dir("/etc/letsencrypt/renewal-hooks/deploy", 0o755, "root")

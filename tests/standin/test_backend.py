@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import assert_one_line_error, fab
-from tests.standin.app_changes import add_owner_field_and_endpoint
+from tests.standin.app_changes import add_owner_field_and_endpoint, set_backend_version
 from tests.standin.conftest import deploy_example_app, get, remove_standin
 from tests.standin.harness import more_settings
 
@@ -129,15 +129,18 @@ def test_a_release_that_fails_its_health_never_serves(box):
     traffic every answer is the served version's 200, and the failed release is gone."""
     views = box.app / "backend/quality/views.py"
     good = views.read_text()
+    old_version = get(box, "/api/version/")[1]
     views.write_text(good.replace('"migrations": migrations})', '"migrations": migrations}, status=500)'))
+    set_backend_version(box.app, "never-served")
     box.publish("health fails")
     before = served(box)
     try:
-        with Traffic(box) as traffic:
+        with Traffic(box, "/api/version/") as traffic:
             result = box.fab("deploy")
         assert result.returncode == 1
         assert_one_line_error(result, "is not healthy", "/api/health/ answers 500", alone=False)
         assert set(traffic.results) == {200} and traffic.results[200] >= 10, traffic.results
+        assert list(traffic.answers) == [old_version], traffic.answers     # the old version's answers throughout
         assert served(box) == before
         releases = box.ssh("ls ~/QMS/releases").stdout.split()
         assert releases and all(box.ssh(f"test -f ~/QMS/releases/{r}/release.json", check=False).returncode == 0
@@ -169,16 +172,20 @@ def test_a_commit_that_cannot_start_fails_with_the_journal(box):
 
 
 class Traffic:
-    """Steady requests to /api/health/ through nginx over HTTPS (5 a second: under the site's rate limit), each
-    outcome counted: an HTTP status, or curl's exit code when no answer came (refused, reset, timeout)."""
+    """Steady requests to `path` (default /api/health/) through nginx over HTTPS (5 a second: under the site's rate
+    limit), each outcome counted: an HTTP status, or curl's exit code when no answer came (refused, reset, timeout);
+    the bodies of the 200s in `answers`."""
 
-    def __init__(self, box):
-        self.box, self.results, self.stop = box, Counter(), threading.Event()
+    def __init__(self, box, path: str = "/api/health/"):
+        self.box, self.path, self.results, self.answers = box, path, Counter(), Counter()
+        self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            code, _ = get(self.box, "/api/health/")
+            code, body = get(self.box, self.path)
             self.results[code or "no answer"] += 1
+            if code == 200:
+                self.answers[body] += 1
             time.sleep(0.2)
 
     def __enter__(self):
