@@ -4,16 +4,20 @@
 
     sudo python3 bench/restart.py            (from the repo root; root is needed to boot the stand-in)
 
-It boots a fresh stand-in named `benchrestart`, deploys the example app the way tests/standin/test_backend.py
-does (plain HTTP through nginx: no TLS), and installs beside our socket-activated `qms-backend` a second unit,
-`qms-plain.service`: the guide's way, uvicorn binding 127.0.0.1:8000 itself, no socket activation. Then, for each
-variant, 3 runs interleaved in rotated order, it sends a steady stream of GET /api/health/ through nginx on the
-stand-in's address (8 a second, a new connection each, under the site's limit of 10 r/s, burst 20), runs the
-restart about 1 s into the stream, and keeps the stream going until the service has answered again (at least
-6 s in all, never more than 30 s). Every outcome is counted: 200, another status (502/503/504/429), no answer
-(refused, reset, timeout). It samples the service's memory during each run (the peak) and reads it after (PSS
-and RSS of its processes, systemd's MemoryCurrent/MemoryMax, the whole box's cgroup). It prints the table, then
-powers the stand-in off. A benchmark reports: it exits 0 whatever it measured.
+It boots a fresh stand-in named `benchrestart` and brings the example app up with `fab setup` (a made-up export
+stamped with the app's commit, so nothing is built; plain HTTP through nginx: no TLS). The served release runs as
+our template unit's instance `qms-backend@<release id>` on its own unix socket (socket activation). Beside it the
+guide's shape is made from the server's git clone (GUIDE §5: a venv in /home/ubuntu/QMS/backend by uv sync, a
+/home/ubuntu/QMS/.env from shared/.env, a copy of the database) and a second unit, `qms-plain.service`: the guide's
+way, uvicorn binding 127.0.0.1:8000 itself, no socket activation. Only one of the two serves at a time: for the
+plain variant our instance is stopped and nginx's site is edited to proxy to 127.0.0.1:8000 (and reloaded); for
+ours, the other way round. Then, for each variant, 3 runs interleaved in rotated order, it sends a steady stream
+of GET /api/health/ through nginx on the stand-in's address (8 a second, a new connection each, under the site's
+limit of 10 r/s, burst 20), runs the restart about 1 s into the stream, and keeps the stream going until the
+service has answered again (at least 6 s in all, never more than 30 s). Every outcome is counted: 200, another
+status (502/503/504/429), no answer (refused, reset, timeout). It samples the service's memory during each run
+(the peak) and reads it after (PSS and RSS of its processes, systemd's MemoryCurrent/MemoryMax, the whole box's
+cgroup). It prints the table, then powers the stand-in off. A benchmark reports: it exits 0 whatever it measured.
 """
 from __future__ import annotations
 
@@ -39,15 +43,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run as a script from anywhere: the repo's own modules are importable
 
 from tests.export_fixture import make_export   # noqa: E402
-from tests.standin.harness import DEPLOY_STEPS, STATE as STATES, project_exe, standin_cmd, standin_settings   # noqa: E402
+from tests.standin.harness import STATE as STATES, project_exe, standin_cmd, standin_settings   # noqa: E402
 
 NAME = "benchrestart"                     # the only stand-in this benchmark touches
 STATE = STATES / NAME
 HOME = "/home/ubuntu"
-APP_ROOT = f"{HOME}/QMS"                  # the default settings' app_root, backend.dir, backend.unit, port
-BACKEND = f"{APP_ROOT}/backend"
-UNIT = "qms-backend"
+APP_ROOT = f"{HOME}/QMS"                  # the default settings' app_root (the server's git clone)
+BACKEND = f"{APP_ROOT}/backend"           # the clone's backend: where the guide runs it
+UNIT = ["qms-backend@"]                   # our served instance, qms-backend@<release id> (set after setup)
 PLAIN = "qms-plain"
+SITE = "/etc/nginx/sites-available/qms"   # the default settings' nginx.site
+SOCKET_UPSTREAM = f"http://unix:{APP_ROOT}/current/backend.sock:"   # what our site proxies the API to
+PORT_UPSTREAM = "http://127.0.0.1:8000"                               # what the guide's site proxies it to
 DOMAIN = "qms.test"
 HEALTH = "/api/health/"
 RUNS = 3
@@ -62,8 +69,10 @@ TAIL = 2.0                 # ...and at least this long after the command returne
 MAX_WINDOW = 30.0          # s: never longer (at most RATE * MAX_WINDOW requests per run)
 REQUEST_TIMEOUT = 15.0     # s per request (nginx itself gives up on the backend after 60 s)
 
-# The guide's unit (section 5, with its fix applied: absolute path), on the same venv, user, directory, .env and
-# number of workers as ours, so that the only difference is who holds the port.
+# The guide's unit (section 5, with its fix applied: absolute path) in the guide's layout: the clone's backend (the
+# served commit), its own venv made by the same uv from the same uv.lock, the app's settings from the same
+# shared/.env, 2 workers as ours; as ubuntu (the guide's user) where ours runs as the app's user. So the only
+# difference that matters to a restart is who holds the port.
 PLAIN_UNIT = f"""# {PLAIN}.service, installed by bench/restart.py: the guide's way, uvicorn binds the port itself.
 [Unit]
 Description=QMS backend, the guide's way (no socket activation)
@@ -80,6 +89,32 @@ Restart=always
 [Install]
 WantedBy=multi-user.target
 """
+
+# The guide's backend in the server's clone, made from what `fab setup` left (as ubuntu, by the stand-in's shell):
+# a venv by uv sync (the uv setup installed), the guide's .env (the app's secrets from shared/.env, plus where the
+# database and static files are in the guide's layout), a copy of the database owned by ubuntu (ours belongs to
+# the app's user alone), and collectstatic. Shared by bench/deploy.py.
+GUIDE_BACKEND = f"""set -e
+cd {BACKEND}
+/opt/uv/bin/uv sync -q
+{{ cat {APP_ROOT}/shared/.env; echo DATABASE_PATH={BACKEND}/db.sqlite3; echo STATIC_ROOT={BACKEND}/staticfiles; }} \\
+    > {APP_ROOT}/.env
+chmod 600 {APP_ROOT}/.env
+sudo cp {APP_ROOT}/shared/db/db.sqlite3 {BACKEND}/db.sqlite3
+sudo chown ubuntu:ubuntu {BACKEND}/db.sqlite3
+set -a && . {APP_ROOT}/.env && set +a && .venv/bin/python manage.py collectstatic --noinput -v0
+"""
+
+
+def install_plain_unit(run) -> None:
+    """The guide's unit, installed (not started); `run(command, input=None)` runs a command on the stand-in."""
+    run(f"sudo tee /etc/systemd/system/{PLAIN}.service >/dev/null && sudo systemctl daemon-reload", input=PLAIN_UNIT)
+
+
+def nginx_upstream(to_port: bool) -> str:
+    """The shell command that points the site's API at the guide's port (or back at our socket) and reloads nginx."""
+    old, new = (SOCKET_UPSTREAM, PORT_UPSTREAM) if to_port else (PORT_UPSTREAM, SOCKET_UPSTREAM)
+    return f"sudo sed -i 's#{old}#{new}#' {SITE} && sudo nginx -t -q && sudo systemctl reload nginx"
 
 # Run by the stand-in's python3 (as ubuntu, who owns the service's processes): the memory of every process in the
 # unit's cgroup (uvicorn's supervisor, its workers, multiprocessing's resource tracker), what systemd says of the
@@ -160,26 +195,33 @@ def fab(conf: Path, *args: str, timeout: float = 900) -> subprocess.CompletedPro
 
 
 def deploy(work: Path) -> Path:
-    """The example app on the stand-in, as tests/standin/test_backend.py's `box` sets it up, minus TLS.
-    Returns the settings file."""
+    """The example app on the stand-in by `fab setup` with a made-up export stamped with its commit (nothing is
+    built), minus TLS; then the guide's backend and unit beside ours. Returns the settings file."""
     app = work / "app"
     shutil.copytree(REPO / "tests/example_app", app, ignore=shutil.ignore_patterns("node_modules", ".next", "out"))
-    make_export(app / "frontend" / "out", marker="bench-restart")
     secrets_file = work / "standin.env"
     secrets_file.write_text(f"SECRET_KEY=bench-only-{secrets.token_urlsafe(40)}\n")
     secrets_file.chmod(0o600)
     conf = work / f"{NAME}.yaml"
-    conf.write_text(standin_settings(NAME, app_dir=app, extra=f"  secrets_file: {secrets_file}\n"))
+    conf.write_text(standin_settings(NAME, app_dir=app, extra=f"  secrets_file: {secrets_file}\n"
+                                                              "  setup:\n    superuser: ''\n")
+                    .replace("    email: admin@qms.test\n", ""))   # no TLS email: plain HTTP, no certificate
     standin_cmd("publish", app, "--name", NAME, "--message", "example app for bench/restart.py")
-    for step in (step for step in DEPLOY_STEPS if step != "tls"):   # plain HTTP: the load needs no certificate
-        started = time.monotonic()
-        result = fab(conf, step)
-        if result.returncode != 0:
-            raise SystemExit(f"bench: fab {step} failed ({result.returncode}):\n"
-                             f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
-        print(f"  fab {step:<14} {time.monotonic() - started:5.1f} s", flush=True)
-    on_standin(f"sudo tee /etc/systemd/system/{PLAIN}.service >/dev/null && sudo systemctl daemon-reload",
-               input=PLAIN_UNIT)
+    head = subprocess.run(["git", "-C", str(app), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    make_export(app / "frontend" / "out", marker="bench-restart", git_sha=head)
+    started = time.monotonic()
+    result = fab(conf, "setup", timeout=1800)
+    if result.returncode != 0:
+        raise SystemExit(f"bench: fab setup failed ({result.returncode}):\n"
+                         f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    print(f"  fab setup {time.monotonic() - started:5.1f} s", flush=True)
+    UNIT[0] = "qms-backend@" + on_standin(f"readlink {APP_ROOT}/current").strip().rstrip("/").rsplit("/", 1)[-1]
+    started = time.monotonic()
+    on_standin(GUIDE_BACKEND)
+    install_plain_unit(on_standin)
+    print(f"  the guide's venv, .env, database copy and unit {time.monotonic() - started:5.1f} s "
+          f"(ours: {UNIT[0]})", flush=True)
     return conf
 
 
@@ -321,17 +363,20 @@ def variants(conf: Path) -> list[Variant]:
         return subprocess.run(["ssh", "-F", str(ssh_config()), NAME, f"sudo systemctl restart {PLAIN}.service"],
                               capture_output=True, stdin=subprocess.DEVNULL, timeout=120).returncode == 0
 
-    return [Variant("ours: restart --mode restart", UNIT, "ours", ours("restart")),
-            Variant("ours: restart --mode reload", UNIT, "ours", ours("reload")),
+    return [Variant("ours: restart --mode restart", UNIT[0], "ours", ours("restart")),
+            Variant("ours: restart --mode reload", UNIT[0], "ours", ours("reload")),
             Variant("guide: systemctl restart (plain unit)", PLAIN, "plain", plain)]
 
 
 def switch_to(needs: str, host: str) -> None:
-    """Ours (socket + service) or the plain unit on port 8000, never both; then wait for /api/health/."""
+    """Ours (the served release's socket + service, nginx proxying to its socket) or the plain unit on port 8000
+    (nginx proxying there), never both; then wait for /api/health/ through nginx."""
     if needs == "plain":
-        on_standin(f"sudo systemctl stop {UNIT}.socket {UNIT}.service && sudo systemctl start {PLAIN}.service")
+        on_standin(f"sudo systemctl stop {UNIT[0]}.socket {UNIT[0]}.service && sudo systemctl start {PLAIN}.service"
+                   f" && {nginx_upstream(to_port=True)}")
     else:
-        on_standin(f"sudo systemctl stop {PLAIN}.service && sudo systemctl start {UNIT}.socket {UNIT}.service")
+        on_standin(f"sudo systemctl stop {PLAIN}.service && sudo systemctl start {UNIT[0]}.socket {UNIT[0]}.service"
+                   f" && {nginx_upstream(to_port=False)}")
     wait_health(host)
 
 

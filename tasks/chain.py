@@ -55,6 +55,8 @@ class Run:
                 "interrupted" if isinstance(failure, KeyboardInterrupt) else f"{type(failure).__name__}: {failure}"
             self.outcome.steps.append(records.Step(name, time.monotonic() - started, failed=reason))
             self.outcome.failed_step, self.outcome.error = name, reason
+            if not hasattr(failure, "qms_step"):   # the one line a bug ends in names the step
+                failure.qms_step = name
             raise
         self.outcome.steps.append(records.Step(name, time.monotonic() - started, change))
         return change

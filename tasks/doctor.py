@@ -39,7 +39,11 @@ def nginx_checks(host, s) -> list[Finding]:
 
 
 def permission_checks(host, s) -> list[Finding]:
-    trees, blocked, wrong = perms.inspect(host, s)
+    trees, blocked, wrong, escaping = perms.inspect(host, s)
+    if escaping:
+        tree, real = next(iter(escaping.items()))
+        return [Finding("nginx can read the site", FAIL, f"{tree} leads to {real}, outside the releases",
+                        "fab deploy (a whole release), or fab rollback")]
     if blocked:
         return [Finding("nginx can read the site", FAIL, f"{s.nginx.user} cannot enter {blocked[0]}", "fab fix-perms")]
     if wrong:

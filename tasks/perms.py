@@ -27,16 +27,18 @@ def inside_releases(s, real: str) -> bool:
     return real.startswith(plan.releases_dir(s) + "/")
 
 
-def inspect(host, s) -> tuple[dict, list[str], list[str]]:
+def inspect(host, s) -> tuple[dict, list[str], list[str], dict]:
     """({served tree: its real path, or None when missing or leading out of the releases}, directories nginx cannot
-    traverse (those above the app root too: the app's user needs them as well), entries with wrong modes)."""
-    trees = {tree: host.probe(f"readlink -e {shlex.quote(tree)}").stdout.strip() or None for tree in served_trees(s)}
-    trees = {tree: real if real and inside_releases(s, real) else None for tree, real in trees.items()}
+    traverse (those above the app root too: the app's user needs them as well), entries with wrong modes,
+    {served tree: where it leads when that is outside the releases})."""
+    found = {tree: host.probe(f"readlink -e {shlex.quote(tree)}").stdout.strip() for tree in served_trees(s)}
+    escaping = {tree: real for tree, real in found.items() if real and not inside_releases(s, real)}
+    trees = {tree: real if real and tree not in escaping else None for tree, real in found.items()}
     real = [path for path in trees.values() if path]
     parents = sorted({d for path in real + [s.app_root] for d in facts.ancestors(path)[:-1]} | {s.app_root}, key=len)
     blocked = facts.untraversable(host.probe(facts.traverse_command(s.nginx.user, parents)).stdout, s.nginx.user)
     wrong = [line for path in real for line in host.probe(facts.bad_modes_command(path), sudo=True).stdout.splitlines()]
-    return trees, blocked, wrong
+    return trees, blocked, wrong, escaping
 
 
 def verify(host, s) -> list[str]:
@@ -72,9 +74,11 @@ def fix_perms(c, check=False):
 
 def fix(host, s, check: bool = False):
     """Traverse bits and served modes made right (or, with `check`, reported: exit 1 when anything is wrong)."""
-    trees, blocked, wrong = inspect(host, s)
-    for tree in (t for t, real in trees.items() if real is None):
+    trees, blocked, wrong, escaping = inspect(host, s)
+    for tree in (t for t, real in trees.items() if real is None and t not in escaping):
         host.say(f"not there yet: {tree}")
+    for tree, real in escaping.items():
+        host.say(f"{tree} leads to {real}, outside {plan.releases_dir(s)}: not followed, nothing there changed")
     for path in blocked:
         host.say(f"{s.nginx.user} cannot enter {path}")
     if wrong:
@@ -84,6 +88,9 @@ def fix(host, s, check: bool = False):
         problems = verify(host, s) if frontend_served else []
         for problem in problems:
             host.say(problem)
+        if escaping:
+            raise UserError(f"[{host.name}] {next(iter(escaping))} leads out of the releases: deploy again for a "
+                            "whole release (or rollback)")
         if blocked or wrong or problems:
             raise UserError(f"[{host.name}] permissions need fixing: run fix-perms")
         host.say("permissions ok")
@@ -100,6 +107,9 @@ def fix(host, s, check: bool = False):
     problems = verify(host, s) if frontend_served else []
     if problems:
         raise UserError(f"[{host.name}] after fixing modes: {problems[0]}")
+    if escaping:
+        raise UserError(f"[{host.name}] {next(iter(escaping))} leads out of the releases and was left alone: deploy "
+                        "again for a whole release (or rollback)")
     host.say(("permissions fixed" if blocked or wrong else "permissions ok: nothing changed") +
              ("; nginx reads and serves the site" if frontend_served else ""))
     return "file modes" if blocked or wrong else None

@@ -365,3 +365,24 @@ def test_a_health_path_the_app_lacks_and_an_unknown_command_name_what_to_change(
     assert_one_line_error(box.fab("manage", "seed_nothing"), "manage.py seed_nothing failed",
                           "Unknown command: 'seed_nothing'", alone=False)
     assert box.fab("restart").returncode == 0
+
+
+def test_fix_perms_never_follows_a_link_out_of_the_releases(box):
+    """A served tree replaced by a link to /etc (by hand, or by an app that could write there): fix-perms changes
+    nothing behind it, says so, and fails; /etc keeps every mode (a chmod -R through the link would make
+    /etc/shadow world-readable)."""
+    static = f"~/QMS/releases/{served(box)}/backend/staticfiles"
+    etc = "sudo find /etc -xdev -printf '%m %u %p\\n' | sort | sha256sum"
+    before = box.ssh(etc).stdout
+    box.ssh(f"mv {static} {static}.away && ln -s /etc {static} && sudo chmod 600 /etc/hostname")
+    try:
+        result = box.fab("fix-perms")
+        assert_one_line_error(result, "backend/staticfiles leads out of the releases", "deploy again")
+        assert "leads to /etc, outside /home/ubuntu/QMS/releases: not followed" in result.stdout
+        assert box.ssh("sudo stat -c %a /etc/hostname /etc/shadow").stdout.split() == ["600", "640"]
+        checked = box.fab("fix-perms", "--check")
+        assert_one_line_error(checked, "leads out of the releases")
+    finally:
+        box.ssh(f"sudo chmod 644 /etc/hostname && rm {static} && mv {static}.away {static}")
+    assert box.ssh(etc).stdout == before
+    assert box.fab("fix-perms", "--check").returncode == 0

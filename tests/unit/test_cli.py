@@ -155,3 +155,16 @@ def test_a_server_that_drops_packets_is_given_up_on_in_one_line(write_conf):
         for s in queued + [server]:
             s.close()
     assert_one_line_error(result, f"cannot reach 127.0.0.1 (127.0.0.1:{port})", "timed out")
+
+
+def test_a_bug_is_one_line_naming_the_step_and_the_file_with_the_traceback(tmp_path):
+    from tasks.core.errors import report_unexpected
+    try:
+        {}["missing"]
+    except KeyError as e:
+        e.qms_step = "deps"
+        line = report_unexpected(type(e), e, e.__traceback__, logs=tmp_path, mask=lambda t: t.replace("missing", "*"))
+    assert line.startswith("error: unexpected KeyError in step deps: '*' (a bug in qms-deploy: the traceback is in ")
+    assert "\n" not in line and "--debug shows it here" in line
+    logged = next(tmp_path.iterdir()).read_text()
+    assert "Traceback" in logged and 'in test_a_bug' in logged and "missing" not in logged   # masked
