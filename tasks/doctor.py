@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 
 from invoke import Collection, task
 
@@ -24,13 +25,41 @@ from .smoke import probe_site
 
 def backend_checks(host, s) -> list[Finding]:
     served = release.served(host, s)
-    unit = plan.instance(s, served) if served else None
-    return ((checks.parse_unit(host.probe(checks.unit_command(unit), sudo=True).stdout, unit) if unit else
-             [Finding("served release", FAIL, f"{plan.release_dir(s)} is missing: no release is served", "fab setup")])
-            + [checks.parse_active(host.probe(checks.active_command("nginx")).stdout, "nginx",
-                                   "sudo systemctl start nginx (fab logs --which nginx says why it stopped)")]
-            + checks.port_findings(checks.parse_listeners(host.probe(checks.LISTEN_COMMAND, sudo=True).stdout),
-                                   tls_expected=bool(s.tls.email)))
+    if not served:
+        return [Finding("served release", FAIL, f"{plan.release_dir(s)} is missing: no release is served", "fab setup")]
+    unit = plan.instance(s, served)
+    return (checks.parse_unit(host.probe(checks.unit_command(unit), sudo=True).stdout, unit)
+            + [checks.exposure_finding(host.probe(checks.exposure_command(unit)).stdout, unit, s.backend.exposure_max),
+               checks.parse_active(host.probe(checks.active_command("nginx")).stdout, "nginx",
+                                   "sudo systemctl start nginx (fab logs --which nginx says why it stopped)")])
+
+
+def tcp_answers(address: str, ports: list[int], timeout: float = 3.0) -> dict[int, str]:
+    """port -> '' when a TCP connect from this machine gets through, else what happened (a cloud firewall drops the
+    packets: a timeout)."""
+    answers = {}
+    for port in ports:
+        try:
+            with socket.create_connection((address, port), timeout=timeout):
+                answers[port] = ""
+        except TimeoutError:
+            answers[port] = f"gives no answer in {timeout:g} s"
+        except OSError as e:
+            answers[port] = f"fails: {e.strerror or e}"
+    return answers
+
+
+def port_checks(host, s) -> list[Finding]:
+    """What listens on the server, what ufw lets in, and what answers from here: a web port that listens but does not
+    answer this machine is behind a firewall, ufw's or the cloud's (which only its console shows)."""
+    tls_expected = bool(s.tls.email)
+    listeners = checks.parse_listeners(host.probe(checks.LISTEN_COMMAND, sudo=True).stdout)
+    web = checks.WEB_PORTS if tls_expected or 443 in listeners else checks.WEB_PORTS[:1]
+    ufw = checks.parse_ufw(host.probe(checks.UFW_COMMAND, sudo=True).stdout)
+    address = host.conn.host   # the address ssh reaches, after the ssh config's HostName
+    answers = tcp_answers(address, [port for port in web if port in listeners])
+    return (checks.port_findings(listeners, tls_expected) + [checks.ufw_finding(ufw, web)]
+            + checks.reach_findings(address, answers, listeners, checks.ufw_blocked(ufw, web)))
 
 
 def nginx_checks(host, s) -> list[Finding]:
@@ -45,7 +74,8 @@ def permission_checks(host, s) -> list[Finding]:
         return [Finding("nginx can read the site", FAIL, f"{tree} leads to {real}, outside the releases",
                         "fab deploy (a whole release), or fab rollback")]
     if blocked:
-        return [Finding("nginx can read the site", FAIL, f"{s.nginx.user} cannot enter {blocked[0]}", "fab fix-perms")]
+        mode = host.probe(f"stat -c %a -- {shlex.quote(blocked[0])}").stdout.strip()
+        return [checks.untraversable_finding(s.nginx.user, blocked[0], mode)]
     if wrong:
         return [Finding("nginx can read the site", FAIL, f"{len(wrong)} entries with other modes than 755/644, e.g. "
                                                          f"{wrong[0][2:]}", "fab fix-perms")]
@@ -111,7 +141,7 @@ def certificate_checks(host, s) -> list[Finding]:
     found = tls.certificate_facts(host, s)
     days = tls.days_left(found[1]) if found else None
     covers = bool(found) and set(s.domains) <= found[0]
-    timer = checks.timer_finding(host.probe("systemctl is-active certbot.timer").stdout)
+    timer = checks.renewal_finding(checks.parse_units_show(host.probe(checks.RENEWAL_COMMAND).stdout))
     return [checks.certificate_finding(days, covers, s.tls.renew_before_days), timer]
 
 
@@ -152,8 +182,9 @@ def local_checks(s) -> list[Finding]:
                     "fab check-secrets lists every problem and its fix" if found else "")]
 
 
-CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks, site_checks,
-          certificate_checks, lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
+CHECKS = (backend_checks, port_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks,
+          site_checks, certificate_checks,
+          lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
           deploy_checks)
 
 
@@ -173,8 +204,9 @@ def browser_findings(host, s) -> list[Finding]:
 def doctor(c, json_=False, browser=False):
     """Run the troubleshooting checklist: what is wrong, the fix.
 
-    Read-only: service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
-    redirect loops, certificate and renewal, disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
+    Read-only: service, restarts, ExecStart, the unit's exposure, ports, ufw, the web ports from here (a cloud
+    firewall), nginx -t, file modes, .env, API URL in the bundle, CORS, redirect loops, certificate and renewal (apt
+    or snap certbot), disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
     """
     s = settings_of(c)
     host = host_of(c, s)

@@ -4,6 +4,7 @@ the parsers captured outputs; `doctor` runs the commands."""
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import asdict, dataclass
@@ -72,10 +73,57 @@ def parse_active(output: str, unit: str, fix: str) -> Finding:
     return Finding(unit, OK if state == "active" else FAIL, state, "" if state == "active" else fix)
 
 
-def timer_finding(output: str) -> Finding:
-    state = output.strip() or "unknown"
-    return Finding("certificate renewal timer", OK if state == "active" else WARN, f"certbot.timer {state}",
-                   "" if state == "active" else "sudo systemctl enable --now certbot.timer")
+# How the box got certbot decides its renewal timer: apt's package brings certbot.timer, the snap (certbot's own
+# advice for Ubuntu) snap.certbot.renew.timer. Both renew the same /etc/letsencrypt.
+RENEWAL_TIMERS = {"certbot.timer": "apt", "snap.certbot.renew.timer": "snap"}
+RENEWAL_COMMAND = "systemctl show -p Id -p LoadState -p ActiveState " + " ".join(RENEWAL_TIMERS)
+
+
+def parse_units_show(output: str) -> dict[str, dict]:
+    """`systemctl show -p Id ...` of several units (a blank line between them) -> {Id: {property: value}}."""
+    units = {}
+    for block in output.strip().split("\n\n"):
+        found = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if found.get("Id"):
+            units[found["Id"]] = found
+    return units
+
+
+def renewal_finding(units: dict[str, dict]) -> Finding:
+    """Renewal by whichever certbot is installed; none, or two at once, said plainly."""
+    present = [name for name in RENEWAL_TIMERS if units.get(name, {}).get("LoadState") == "loaded"]
+    states = [f"{name} ({RENEWAL_TIMERS[name]}) {units[name].get('ActiveState', 'unknown')}" for name in present]
+    if not present:
+        return Finding("certificate renewal timer", WARN, "neither certbot.timer (apt) nor snap.certbot.renew.timer "
+                       "(snap): nothing renews the certificate", "fab setup (installs apt's certbot and its timer)")
+    if len(present) > 1:
+        return Finding("certificate renewal timer", WARN,
+                       f"two certbots renew the same certificates: {', '.join(states)}",
+                       "keep one: sudo snap remove certbot (setup installs apt's certbot when it is missing)")
+    active = units[present[0]].get("ActiveState") == "active"
+    return Finding("certificate renewal timer", OK if active else WARN, states[0],
+                   "" if active else f"sudo systemctl enable --now {present[0]}")
+
+
+def exposure_command(unit: str) -> str:
+    return f"systemd-analyze security --no-pager {shlex.quote(unit)}.service 2>&1 | tail -n 1"
+
+
+def parse_exposure(last_line: str) -> Optional[tuple[float, str]]:
+    """`systemd-analyze security`'s last line -> (exposure 0-10, its label), or None when it did not rate the unit."""
+    found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?) (\w+)", last_line)
+    return (float(found[1]), found[2]) if found else None
+
+
+def exposure_finding(last_line: str, unit: str, limit: float) -> Finding:
+    rated = parse_exposure(last_line)
+    if rated is None:
+        return Finding(f"{unit} exposure", WARN, f"systemd-analyze security: {last_line.strip() or 'no answer'}",
+                       "fab service (installs the unit), then fab doctor")
+    score, label = rated
+    return Finding(f"{unit} exposure", OK if score <= limit else WARN, f"{score} {label} (systemd-analyze security)",
+                   "" if score <= limit else f"fab service (installs the hardened unit; an edited one rates higher); "
+                                             f"the warning starts above qms.backend.exposure_max ({limit})")
 
 
 # -- ports -----------------------------------------------------------------------------------------------------
@@ -108,6 +156,108 @@ def port_findings(listeners: dict[int, str], tls_expected: bool) -> list[Finding
     return findings
 
 
+# -- firewalls ---------------------------------------------------------------------------------------------------
+# Ubuntu images ship ufw inactive; once enabled it denies what no rule allows. As root, else it cannot read iptables.
+UFW_COMMAND = "if command -v ufw >/dev/null; then ufw status verbose 2>&1; else echo 'ufw: not installed'; fi"
+WEB_PORTS = (80, 443)
+
+
+@dataclass(frozen=True)
+class UfwRule:
+    to: str        # 80/tcp, 80,443/tcp (Nginx Full), 1000:2000/tcp, Anywhere, 8080 on eth0, 10.0.0.5 443/tcp
+    action: str    # ALLOW, DENY, REJECT or LIMIT
+    source: str    # Anywhere, or an address or network
+
+
+@dataclass(frozen=True)
+class Ufw:
+    state: str                       # active, inactive, missing, or the error ufw printed
+    incoming: str = ""               # the default for incoming: allow, deny or reject
+    rules: tuple[UfwRule, ...] = ()  # the incoming IPv4 rules, in ufw's order (the first that matches decides)
+
+
+def parse_ufw(output: str) -> Ufw:
+    """`ufw status verbose` (or UFW_COMMAND's `not installed`)."""
+    if output.strip() == "ufw: not installed":
+        return Ufw("missing")
+    status = re.search(r"^Status: (\w+)", output, re.M)
+    if not status:
+        return Ufw(next((line.strip() for line in output.splitlines() if line.strip()), "no output"))
+    incoming = re.search(r"^Default: (\w+) \(incoming\)", output, re.M)
+    rules, table = [], False
+    for line in output.splitlines():
+        if line.startswith("--"):
+            table = True
+            continue
+        row = re.match(r"(.+?)\s+(ALLOW|DENY|REJECT|LIMIT)(?: (IN|OUT|FWD))?\s+(.+?)\s*$", line) if table else None
+        if row and row[3] in (None, "IN") and "(v6)" not in row[1]:
+            rules.append(UfwRule(row[1].strip(), row[2], row[4]))
+    return Ufw(status[1], incoming[1] if incoming else "", tuple(rules))
+
+
+def _covers(to: str, port: int) -> bool:
+    """Whether a rule's To column means TCP `port` on every address of the server."""
+    to = re.sub(r"\s*\(.*\)", "", to).split(" on ")[0].strip()   # app profile, (v6), interface
+    if to == "Anywhere":
+        return True
+    ports, _, proto = to.partition("/")
+    if proto not in ("", "tcp") or not re.fullmatch(r"[\d,:]+", ports):
+        return False   # UDP, or one destination address only
+    return any(int(low) <= port <= int(high or low)
+               for low, _, high in (item.partition(":") for item in ports.split(",")))
+
+
+def ufw_blocked(ufw: Ufw, ports) -> dict[int, str]:
+    """port -> why ufw keeps the world away from it (only rules from Anywhere count: the first one that covers the
+    port decides, else the default)."""
+    if ufw.state != "active":
+        return {}
+    blocked = {}
+    for port in ports:
+        rule = next((r for r in ufw.rules if r.source == "Anywhere" and _covers(r.to, port)), None)
+        if rule is None and ufw.incoming != "allow":
+            blocked[port] = f"default {ufw.incoming or 'deny'} incoming"
+        elif rule is not None and rule.action in ("DENY", "REJECT"):
+            blocked[port] = f"rule {rule.to} {rule.action}"
+    return blocked
+
+
+def ufw_finding(ufw: Ufw, ports) -> Finding:
+    if ufw.state in ("missing", "inactive"):
+        return Finding("ufw", OK, "not installed" if ufw.state == "missing" else "inactive")
+    if ufw.state != "active":
+        return Finding("ufw", WARN, f"cannot read it: {ufw.state}", "sudo ufw status verbose")
+    blocked = ufw_blocked(ufw, ports)
+    if not blocked:
+        return Finding("ufw", OK, f"active, allows {', '.join(map(str, ports))}")
+    opening = f"{','.join(map(str, blocked))}/tcp"
+    by_rule = any(why.startswith("rule ") for why in blocked.values())
+    return Finding("ufw", FAIL, "active, blocks " + ", ".join(f"{port} ({why})" for port, why in blocked.items()),
+                   f"sudo ufw insert 1 allow {opening} (ahead of the rule that denies it)" if by_rule
+                   else f"sudo ufw allow {opening}")
+
+
+CLOUD_FIREWALL = ("open TCP {port} in the cloud's firewall: Lightsail: the instance's Networking tab, IPv4 firewall, "
+                  "add rule {name}; EC2: the security group's inbound rules")
+
+
+def reach_findings(address: str, answers: dict[int, str], listeners: dict[int, str],
+                   ufw_blocks: dict[int, str]) -> list[Finding]:
+    """A TCP connect from this machine to the server's address, per port that listens there (answers: '' when it
+    connected, else what happened). A port that listens but does not answer from here is kept out by a firewall: ufw
+    when it blocks the port, else the cloud's, which only its console shows."""
+    findings = []
+    for port, error in answers.items():
+        if not error:
+            findings.append(Finding(f"port {port} from here", OK, f"{address}:{port} answers this machine"))
+            continue
+        fix = ("ufw blocks it (see ufw)" if port in ufw_blocks
+               else CLOUD_FIREWALL.format(port=port, name="HTTPS" if port == 443 else "HTTP"))
+        findings.append(Finding(f"port {port} from here", FAIL, f"{address}:{port} {error} from this machine, "
+                                f"though {listeners[port]} listens on the server", fix))
+    return findings
+
+
 # -- nginx -t --------------------------------------------------------------------------------------------------
 def parse_nginx_t(output: str, failed: bool) -> Finding:
     """`nginx -t 2>&1`: warnings count as failures (guide section 3: a warning hid a broken directive)."""
@@ -117,6 +267,15 @@ def parse_nginx_t(output: str, failed: bool) -> Finding:
         return Finding("nginx -t", FAIL, problems[0] if problems else (output.strip().splitlines() or ["failed"])[-1],
                        "fab nginx-reload (installs the rendered, tested site; fab nginx-lint shows why)")
     return Finding("nginx -t", OK, "syntax ok, no warnings")
+
+
+# -- file modes ------------------------------------------------------------------------------------------------
+def untraversable_finding(user: str, path: str, mode: str) -> Finding:
+    """A directory on the way to the site that nginx's user cannot enter (guide section 4)."""
+    home = posixpath.dirname(path.rstrip("/")) == "/home"
+    return Finding("nginx can read the site", FAIL, f"{user} cannot enter {path} (mode {mode}"
+                   + (": Ubuntu 21.04+ makes home directories 750)" if home else ")"),
+                   "fab fix-perms (adds o+x: nginx may enter it, not list it)")
 
 
 # -- the server .env -------------------------------------------------------------------------------------------

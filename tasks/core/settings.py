@@ -124,6 +124,10 @@ SCHEMA: dict = {
         "memory_max": Field("400M", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[KMG]", v) is not None,
                                             "a size such as 400M"), "systemd MemoryMax of the backend (1 GB box)"),
         "graceful_seconds": Field(20, integer(1, 600), "how long a stopping worker may finish its requests"),
+        "exposure_max": Field(2.0, _expect(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           and 0 <= v <= 10, "a number from 0 to 10"),
+                              "doctor warns when `systemd-analyze security` rates the unit's exposure above this "
+                              "(0 safest, 10 unprotected)"),
         "uv": Field(None, optional(absolute_path), "absolute path of uv on the server (default: found, or installed)"),
         "env": Field({}, string_map, "more plain variables for the server's .env (committed: a value that looks "
                      "secret is refused; secrets go in the secrets file, whose keys the server's .env gets too)"),
@@ -258,7 +262,7 @@ def check_layer(data: Any, source: str, schema: dict = SCHEMA, prefix: str = "qm
 
 
 class Settings:
-    """Checked settings with attribute access: `s.backend.port`. `source` names where they came from."""
+    """Checked settings with attribute access: `s.backend.unit`. `source` names where they came from."""
 
     def __init__(self, values: dict, source: str, secrets: Optional[dict] = None, schema: Optional[dict] = None):
         self._values = values

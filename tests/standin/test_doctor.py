@@ -54,14 +54,19 @@ def fails_then_fixed(site, check: str, saw: str, fix: str, *fixes) -> None:
 def test_a_healthy_deploy_is_all_ok(site):
     result = site.fab("doctor")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "all 37 checks ok" in result.stdout
+    assert "all 41 checks ok" in result.stdout
     code, found = doctor(site)
     assert code == 0 and {c["result"] for c in found.values()} <= {"ok", "warn"}
     # the backend listens on its release's socket, not a port: doctor checks nginx's ports only
-    assert not any(check.startswith("port ") and check not in ("port 80", "port 443") for check in found), found
+    assert not any(check.startswith("port ") and check.split()[1] not in ("80", "443") for check in found), found
     assert found["port 80"]["result"] == "ok" and found["port 443"]["result"] == "ok"
     assert found["CORS preflight"]["result"] == "ok"
-    assert found[f"qms-backend@{served(site)} service"]["result"] == "ok"
+    unit = f"qms-backend@{served(site)}"
+    assert found[f"{unit} service"]["result"] == "ok"
+    assert found[f"{unit} exposure"]["result"] == "ok" and "OK (systemd-analyze security)" in \
+        found[f"{unit} exposure"]["saw"]
+    assert found["ufw"]["saw"] == "not installed" and found["port 443 from here"]["result"] == "ok"
+    assert found["certificate renewal timer"]["saw"] == "certbot.timer (apt) active"
     # the example app reads every setting from the .env, and a stranger gets nothing
     for check in ("app DEBUG", "app SECRET_KEY", "app ALLOWED_HOSTS", "app CORS_ALLOWED_ORIGINS",
                   "app CSRF_TRUSTED_ORIGINS", "app STATIC_ROOT", "app DATABASE", "foreign Host header",
@@ -71,8 +76,74 @@ def test_a_healthy_deploy_is_all_ok(site):
 
 def test_a_750_home_directory(site):
     site.ssh("chmod 750 /home/ubuntu")
-    fails_then_fixed(site, "nginx can read the site", "www-data cannot enter /home/ubuntu", "fab fix-perms",
-                     ("fix-perms",))
+    fails_then_fixed(site, "nginx can read the site", "www-data cannot enter /home/ubuntu (mode 750: Ubuntu 21.04+ "
+                     "makes home directories 750)", "fab fix-perms (adds o+x", ("fix-perms",))
+    assert site.ssh("stat -c %a /home/ubuntu").stdout.strip() == "751"
+
+
+def test_ufw_active_with_ssh_only_then_a_cloud_firewall(site):
+    """ufw enabled the usual way (OpenSSH allowed, nothing else), then a firewall outside the server: packets from
+    this machine to 80/443 are dropped, as Lightsail's firewall does, while the server still answers itself."""
+    site.ssh("sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q ufw >/dev/null "
+             "&& sudo ufw allow OpenSSH && sudo ufw --force enable")
+    drop = "INPUT -p tcp -m multiport --dports 80,443 ! -i lo -j DROP"
+    try:
+        code, found = doctor(site)
+        assert code == 1
+        assert found["ufw"]["result"] == "fail" and found["ufw"]["fix"] == "sudo ufw allow 80,443/tcp"
+        assert found["ufw"]["saw"] == "active, blocks 80 (default deny incoming), 443 (default deny incoming)"
+        assert found["port 80 from here"]["fix"] == "ufw blocks it (see ufw)"
+        assert found["GET /"]["result"] == "ok"   # on the server itself, the site answers
+        site.ssh("sudo ufw allow 80,443/tcp")
+        code, found = doctor(site)
+        assert code == 0 and found["ufw"]["result"] == "ok" and found["port 443 from here"]["result"] == "ok"
+
+        site.ssh(f"sudo ufw --force reset && sudo iptables -I {drop}")
+        code, found = doctor(site)
+        assert code == 1 and found["ufw"]["saw"] == "inactive"
+        cloud = found["port 443 from here"]
+        assert cloud["result"] == "fail" and f"{site.address}:443 gives no answer in 3 s" in cloud["saw"]
+        assert "Lightsail: the instance's Networking tab" in cloud["fix"]
+        site.ssh(f"sudo iptables -D {drop}")
+        code, found = doctor(site)
+        assert code == 0 and found["port 443 from here"]["result"] == "ok"
+    finally:
+        site.ssh(f"sudo iptables -D {drop} 2>/dev/null; sudo ufw --force reset; sudo ufw disable", check=False)
+
+
+def test_certbot_from_the_snap_both_or_neither(site):
+    """Ubuntu's certbot from snap renews by snap.certbot.renew.timer: a unit of that name stands in for it."""
+    snap = "/etc/systemd/system/snap.certbot.renew"
+    site.ssh(f"printf '[Service]\\nType=oneshot\\nExecStart=/bin/true\\n' | sudo tee {snap}.service >/dev/null && "
+             f"printf '[Timer]\\nOnCalendar=daily\\n[Install]\\nWantedBy=timers.target\\n' | sudo tee {snap}.timer "
+             ">/dev/null && sudo systemctl daemon-reload && sudo systemctl enable --now snap.certbot.renew.timer")
+    try:
+        timer = doctor(site)[1]["certificate renewal timer"]
+        assert timer["result"] == "warn" and timer["saw"] == ("two certbots renew the same certificates: certbot.timer "
+                                                              "(apt) active, snap.certbot.renew.timer (snap) active")
+        site.ssh("sudo systemctl mask --now certbot.timer")   # as if apt's certbot were not there
+        timer = doctor(site)[1]["certificate renewal timer"]
+        assert timer["result"] == "ok" and timer["saw"] == "snap.certbot.renew.timer (snap) active"
+        site.ssh(f"sudo systemctl disable --now snap.certbot.renew.timer && sudo rm {snap}.timer {snap}.service "
+                 "&& sudo systemctl daemon-reload")
+        timer = doctor(site)[1]["certificate renewal timer"]
+        assert timer["result"] == "warn" and "nothing renews the certificate" in timer["saw"]
+    finally:
+        site.ssh(f"sudo rm -f {snap}.timer {snap}.service; sudo systemctl unmask certbot.timer; "
+                 "sudo systemctl daemon-reload; sudo systemctl enable --now certbot.timer", check=False)
+    assert doctor(site)[1]["certificate renewal timer"]["result"] == "ok"
+
+
+def test_a_unit_without_the_hardening_is_rated_exposed(site):
+    unit = "/etc/systemd/system/qms-backend.service"
+    site.ssh(f"sudo sed -i '/^CapabilityBoundingSet=/,/^MemoryDenyWriteExecute=/d' {unit} "
+             "&& sudo systemctl daemon-reload")
+    code, found = doctor(site)
+    exposure = found["qms-backend exposure"]
+    assert exposure["result"] == "warn" and float(exposure["saw"].split()[0]) > 2.0, exposure
+    assert exposure["fix"].startswith("fab service")
+    assert site.fab("service").returncode == 0
+    assert doctor(site)[1]["qms-backend exposure"]["result"] == "ok"
 
 
 def test_limit_req_zone_inside_server(site):

@@ -1,4 +1,6 @@
 """doctor's checks are data: outputs captured on the stand-in in, findings (result, what was seen, the fix) out."""
+from pathlib import Path
+
 from tasks.core import checks
 from tasks.core.checks import FAIL, OK, WARN
 
@@ -180,3 +182,101 @@ def test_memory_is_the_cgroups_limit_where_there_is_one():
     unlimited = output.replace("CgroupLimit: 1073741824", "CgroupLimit: max")
     assert next(f for f in checks.resource_findings(unlimited) if f.check == "memory available").saw.endswith(
         "MB of 24105 MB (93%)")
+
+
+# -- captured on the stand-in (Debian 12's ufw 0.36.2, as on Ubuntu 24.04; systemd 252) ------------------------------
+CAPTURED = Path(__file__).parent / "captured"
+
+
+def ufw(name):
+    return checks.parse_ufw((CAPTURED / f"ufw-{name}.txt").read_text())
+
+
+def test_ufw_rules_are_read_in_order_incoming_ipv4_only():
+    many = ufw("many-rules")
+    assert (many.state, many.incoming) == ("active", "deny")
+    assert [(r.to, r.action, r.source) for r in many.rules] == [
+        ("22/tcp", "ALLOW", "Anywhere"), ("80,443/tcp (Nginx Full)", "ALLOW", "Anywhere"),
+        ("8000/tcp", "ALLOW", "10.0.0.0/8"), ("443", "DENY", "Anywhere"), ("1000:2000/tcp", "ALLOW", "Anywhere"),
+        ("2222/tcp", "LIMIT", "Anywhere"), ("8080 on eth0", "ALLOW", "Anywhere")]   # not the v6 copies, not OUT 53
+    # the first rule that covers a port decides: Nginx Full comes before the DENY 443; 8000 only from a network
+    assert checks.ufw_blocked(many, [80, 443, 1500, 2222, 8080, 8000]) == {8000: "default deny incoming"}
+    assert checks.ufw_finding(many, (80, 443)) == checks.Finding("ufw", OK, "active, allows 80, 443")
+
+
+def test_ufw_active_with_ssh_only_blocks_the_web_ports():
+    finding = checks.ufw_finding(ufw("ssh-only"), (80, 443))
+    assert finding.result == FAIL
+    assert finding.saw == "active, blocks 80 (default deny incoming), 443 (default deny incoming)"
+    assert finding.fix == "sudo ufw allow 80,443/tcp"
+    assert checks.ufw_finding(ufw("ssh-only"), (80,)).fix == "sudo ufw allow 80/tcp"
+    assert checks.ufw_finding(ufw("nginx-full"), (80, 443)).result == OK
+
+
+def test_a_deny_or_reject_rule_ahead_of_the_allow_blocks_even_with_default_allow():
+    first = ufw("deny-first")
+    assert first.incoming == "allow"
+    # DENY 80 comes first; REJECT 443/tcp too (the later 443 rule is for one destination address only)
+    assert checks.ufw_blocked(first, [80, 443, 22, 3000]) == {80: "rule 80 DENY", 443: "rule 443/tcp REJECT"}
+    finding = checks.ufw_finding(first, (80, 443))
+    assert finding.result == FAIL and finding.fix.startswith("sudo ufw insert 1 allow 80,443/tcp")
+
+
+def test_ufw_inactive_missing_or_unreadable():
+    assert checks.ufw_finding(ufw("inactive"), (80, 443)) == checks.Finding("ufw", OK, "inactive")
+    assert checks.ufw_blocked(ufw("inactive"), (80, 443)) == {}
+    assert checks.ufw_finding(checks.parse_ufw("ufw: not installed\n"), (80,)).saw == "not installed"
+    # a container without CAP_NET_ADMIN: ufw cannot read iptables
+    unreadable = checks.ufw_finding(ufw("no-net-admin"), (80,))
+    assert unreadable.result == WARN and unreadable.saw.startswith("cannot read it: ERROR: problem running iptables")
+
+
+def test_a_port_that_listens_but_does_not_answer_from_here_names_the_firewall():
+    listeners = {80: "nginx", 443: "nginx", 8000: "uvicorn"}
+    found = by_check(checks.reach_findings("203.0.113.7", {80: "", 443: "gives no answer in 3 s"}, listeners, {}))
+    assert found["port 80 from here"].result == OK
+    cloud = found["port 443 from here"]
+    assert cloud.result == FAIL and cloud.saw == ("203.0.113.7:443 gives no answer in 3 s from this machine, though "
+                                                  "nginx listens on the server")
+    assert "Lightsail: the instance's Networking tab" in cloud.fix and "add rule HTTPS" in cloud.fix
+    ufw_too = checks.reach_findings("203.0.113.7", {80: "gives no answer in 3 s"}, listeners, {80: "default deny"})
+    assert ufw_too[0].result == FAIL and ufw_too[0].fix == "ufw blocks it (see ufw)"
+
+
+def test_certbot_renewal_from_apt_or_snap_both_or_neither():
+    def show(apt, snap):
+        return "\n\n".join(f"Id={name}\nLoadState={'loaded' if state else 'not-found'}\n"
+                           f"ActiveState={state or 'inactive'}"
+                           for name, state in (("certbot.timer", apt), ("snap.certbot.renew.timer", snap)))
+
+    def renewal(apt, snap):
+        return checks.renewal_finding(checks.parse_units_show(show(apt, snap)))
+    assert renewal("active", None) == checks.Finding("certificate renewal timer", OK, "certbot.timer (apt) active")
+    assert renewal(None, "active") == checks.Finding("certificate renewal timer", OK,
+                                                     "snap.certbot.renew.timer (snap) active")
+    stopped = renewal(None, "inactive")
+    assert stopped.result == WARN and stopped.fix == "sudo systemctl enable --now snap.certbot.renew.timer"
+    both = renewal("active", "active")
+    assert both.result == WARN and "two certbots" in both.saw and both.fix.startswith("keep one: sudo snap remove")
+    neither = renewal(None, None)
+    assert neither.result == WARN and neither.saw.startswith("neither certbot.timer (apt) nor snap.certbot.renew.timer")
+
+
+def test_the_units_exposure_from_systemd_analyze_security():
+    before = "→ Overall exposure level for qms-backend.service: 5.9 MEDIUM :-|\n"
+    assert checks.parse_exposure(before) == (5.9, "MEDIUM")
+    loose = checks.exposure_finding(before, "qms-backend", 2.0)
+    assert loose.result == WARN and loose.saw == "5.9 MEDIUM (systemd-analyze security)"
+    assert "qms.backend.exposure_max (2.0)" in loose.fix
+    assert checks.exposure_finding("→ Overall exposure level for qms-backend.service: 1.2 OK :-)",
+                                   "qms-backend", 2.0).result == OK
+    missing = checks.exposure_finding("Unit qms-backend.service not found, cannot analyze.\n", "qms-backend", 2.0)
+    assert missing.result == WARN and missing.saw.endswith("not found, cannot analyze.")
+
+
+def test_a_750_home_directory_is_named_as_ubuntus_default():
+    home = checks.untraversable_finding("www-data", "/home/ubuntu", "750")
+    assert home.saw == "www-data cannot enter /home/ubuntu (mode 750: Ubuntu 21.04+ makes home directories 750)"
+    assert home.fix.startswith("fab fix-perms (adds o+x")
+    other = checks.untraversable_finding("www-data", "/srv/qms", "700")
+    assert other.saw == "www-data cannot enter /srv/qms (mode 700)"
