@@ -40,6 +40,12 @@ absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and "
 relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/")
                         and "\\" not in v, "a relative path with / and without '..', such as frontend or web/frontend")
 local_path = _expect(lambda v: isinstance(v, str) and bool(v.strip()), "a local path (relative to the project root)")
+# A URL path inside a prefix: the characters a URL may hold as they are (RFC 3986), so no whitespace, control
+# characters or quotes; it also reaches curl on the server (quoted there).
+url_subpath = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+", v) is not None
+                      and not v.startswith("/") and ".." not in v.split("/"),
+                      "a URL path inside the prefix, without a leading /, spaces or control characters, such as "
+                      "health/")
 url_prefix = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", v) is not None,
                      "a URL path that starts and ends with '/', such as /django-admin/")
 unit_name = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_.@-]+", v) is not None,
@@ -140,7 +146,7 @@ SCHEMA: dict = {
             isinstance(p, str) and p.startswith("/") for p in v), "a list of URL paths starting with /"),
                        "frontend pages checked after a reload, such as [/, /login/] (the admin prefix and the API "
                        "health endpoint are added)"),
-        "health_path": Field("health/", relative_path, "the health endpoint, inside backend.api_prefix: a path "
+        "health_path": Field("health/", url_subpath, "the health endpoint, inside backend.api_prefix: a path "
                              "that answers 200 once the app can serve (README, Prepare your app)"),
     },
     "tls": {

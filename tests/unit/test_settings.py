@@ -34,6 +34,10 @@ def test_every_field_has_help_and_a_valid_default():
     ({"frontend": {"dir": "../elsewhere"}}, "qms.frontend.dir must be a relative path with / and without '..'"),
     ({"frontend": {"dir": "web\\frontend"}}, "qms.frontend.dir must be a relative path with / and without '..', such as "
                                             "frontend or web/frontend, got 'web\\\\frontend'"),
+    ({"smoke": {"health_path": "health check/"}}, "qms.smoke.health_path must be a URL path inside the prefix, "
+                                                  "without a leading /, spaces or control characters"),
+    ({"smoke": {"health_path": "health/\x1b[2J"}}, "qms.smoke.health_path must be a URL path"),
+    ({"smoke": {"health_path": "/api/health/"}}, "qms.smoke.health_path must be a URL path inside the prefix"),
 ])
 def test_bad_values_name_key_file_and_expectation(layer, message):
     problem = check_layer(layer, "conf/x.yaml")
