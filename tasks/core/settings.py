@@ -52,6 +52,16 @@ unit_name = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_
                     "a systemd unit name without .service, such as qms-backend")
 asgi_app = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) is not None,
                    "module:attribute, such as backend.asgi:application")
+
+
+def _git_name(v: Any) -> bool:
+    """git check-ref-format's rules for a branch (or remote) name; a leading - would reach git as an option."""
+    return (isinstance(v, str) and bool(v) and not v.startswith("-") and not v.endswith((".", "/")) and v != "@"
+            and ".." not in v and "@{" not in v and re.search(r"[\x00-\x20\x7f~^:?*\[\\]", v) is None
+            and all(part and not part.startswith(".") and not part.endswith(".lock") for part in v.split("/")))
+
+
+git_name = _expect(_git_name, "a git name without a leading -, spaces, '..' or any of ~^:?*[\\, such as main")
 hostname = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9-]{1,63})*")
 domain_list = _expect(lambda v: isinstance(v, list) and all(isinstance(d, str) and hostname.fullmatch(d) for d in v),
                       "a list of domain names, such as [qms.example.com, www.qms.example.com]")
@@ -85,9 +95,9 @@ SCHEMA: dict = {
     "host": Field(None, optional(text), "ssh target: an ssh-config alias or [user@]host[:port]; -H overrides it"),
     "user": Field("ubuntu", text, "login on the server and owner of the app"),
     "app_root": Field("/home/ubuntu/QMS", absolute_path, "the app's git clone on the server"),
-    "branch": Field("main", text, "branch the server follows"),
+    "branch": Field("main", git_name, "branch the server follows"),
     "repo": Field(None, optional(text), "git URL the server clones and pulls from"),
-    "git_remote": Field("origin", text, "the local git remote that is `repo`: deploy checks the commit is there "
+    "git_remote": Field("origin", git_name, "the local git remote that is `repo`: deploy checks the commit is there "
                         "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),

@@ -47,6 +47,11 @@ def test_wrong_type_names_key_file_and_expectation(write_conf):
     assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.backend.port must be an integer from 1 to 65535")
 
 
+def test_a_branch_that_git_would_take_for_an_option_is_refused(write_conf):
+    conf = write_conf("qms:\n  branch: --upload-pack=touch /tmp/qms-pwned\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.branch must be a git name without a leading -")
+
+
 def test_unknown_top_level_key(write_conf):
     conf = write_conf("qsm:\n  host: x\n")
     assert_one_line_error(fab("-f", conf, "settings"), "unknown top-level key qsm: did you mean qms?")
