@@ -211,8 +211,11 @@ SCHEMA: dict = {
         "timeout": Field(20, integer(1, 300), "seconds a page may take to load and go quiet"),
     },
     "secrets_check": {
-        "patterns": Field([".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/",
-                           "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
+        # dotenv files (conf/<env>.env too), TLS and ssh private keys, SQLite databases with their compressed
+        # copies and the journal/WAL files beside them, dumps and backups
+        "patterns": Field([".env", ".env.*", "*.env", "*.pem", "*.key", "*.crt", "id_rsa*", "id_ed25519*",
+                           "id_ecdsa*", "id_dsa*", "*.sqlite3", "*.sqlite3.*", "*-journal", "*-wal", "*-shm",
+                           "*.sql.gz", "*.dump", "*.bak", "backups/", "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
                                             "a list of file name patterns"),
                           "files git must never hold; `name/` means a directory anywhere (guide section 10)"),
         "allowed": Field(["*.example"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
