@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -74,6 +75,23 @@ string_map = _expect(lambda v: isinstance(v, dict) and all(isinstance(k, str) an
                      "a mapping of NAME: value strings")
 
 
+def with_placeholders(check: Check, *names: str) -> Check:
+    """`check`, and no {placeholder} but `names`: the value is filled in with str.format, which would end in a
+    traceback on any other."""
+    known = ", ".join("{%s}" % n for n in names)
+
+    def checked(value: Any) -> Optional[str]:
+        expected = check(value)
+        if expected:
+            return expected
+        try:
+            unknown = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None and f not in names]
+        except ValueError:   # a lone { or }
+            return f"a value with no placeholder but {known}, and {{{{ and }}}} for a literal brace"
+        return f"a value with no placeholder but {known} ({{{unknown[0]}}} is unknown)" if unknown else None
+    return checked
+
+
 def one_of(*choices: str) -> Check:
     return _expect(lambda v: v in choices, "one of " + ", ".join(choices))
 
@@ -101,7 +119,7 @@ SCHEMA: dict = {
                         "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
-    "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets"),
+    "secrets_file": Field("conf/{env}.env", with_placeholders(local_path, "env"), "git-ignored dotenv file with this environment's secrets"),
     "frontend": {
         "dir": Field("frontend", relative_path, "the Next.js app, inside app_dir and app_root"),
         "out": Field("out", relative_path, "the static export, inside frontend.dir"),
@@ -173,11 +191,11 @@ SCHEMA: dict = {
     "backups": {
         "keep": Field(14, integer(1, 1000), "database backups kept on the server (the oldest go first)"),
         "max_age_days": Field(30, integer(0, 3650), "also remove server backups older than this (0: no limit)"),
-        "local_dir": Field("backups/{env}", local_path, "where --download and restores from local keep backups"),
+        "local_dir": Field("backups/{env}", with_placeholders(local_path, "env"), "where --download and restores from local keep backups"),
         "schedule": Field("daily", text, "systemd OnCalendar of `backup --schedule` (daily, hourly, Mon *-*-* 03:00)"),
         "s3": {
             "bucket": Field(None, optional(text), "S3 bucket for off-site copies (none: no S3)"),
-            "prefix": Field("qms/{env}/", text, "key prefix inside the bucket"),
+            "prefix": Field("qms/{env}/", with_placeholders(text, "env"), "key prefix inside the bucket"),
             "endpoint_url": Field(None, optional(http_url), "an S3-compatible store's URL (default: AWS)"),
             "region": Field(None, optional(text), "AWS region of the bucket"),
             "sse": Field("AES256", one_of("AES256", "aws:kms", "none"), "server-side encryption of uploads"),

@@ -43,6 +43,10 @@ def test_every_field_has_help_and_a_valid_default():
       for bad in ("--upload-pack=touch /tmp/x", "-b", "a b", "a..b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b",
                   "x.lock", "feature/.hidden", "feature//x", "main/", "main.", "@", "a@{1}", "", "tab\tname", 7)],
     ({"git_remote": "--upload-pack=x"}, "qms.git_remote must be a git name without a leading -"),
+    ({"backups": {"local_dir": "backups/{stage}"}}, "qms.backups.local_dir must be a value with no placeholder but "
+                                                    "{env} ({stage} is unknown), got 'backups/{stage}'"),
+    ({"backups": {"s3": {"prefix": "qms/{}/"}}}, "qms.backups.s3.prefix must be a value with no placeholder but {env} "
+                                                 "({} is unknown)"),
 ])
 def test_bad_values_name_key_file_and_expectation(layer, message):
     problem = check_layer(layer, "conf/x.yaml")
