@@ -43,8 +43,8 @@ relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith(
 local_path = _expect(lambda v: isinstance(v, str) and bool(v.strip()), "a local path (relative to the project root)")
 # A URL path inside a prefix: the characters a URL may hold as they are (RFC 3986), so no whitespace, control
 # characters or quotes; it also reaches curl on the server (quoted there).
-url_subpath = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+", v) is not None
-                      and not v.startswith("/") and ".." not in v.split("/"),
+url_subpath = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+", v)
+                      is not None and not v.startswith("/") and ".." not in v.split("/"),
                       "a URL path inside the prefix, without a leading /, spaces or control characters, such as "
                       "health/")
 url_prefix = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", v) is not None,
@@ -119,7 +119,8 @@ SCHEMA: dict = {
                         "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
-    "secrets_file": Field("conf/{env}.env", with_placeholders(local_path, "env"), "git-ignored dotenv file with this environment's secrets"),
+    "secrets_file": Field("conf/{env}.env", with_placeholders(local_path, "env"),
+                          "git-ignored dotenv file with this environment's secrets"),
     "frontend": {
         "dir": Field("frontend", relative_path, "the Next.js app, inside app_dir and app_root"),
         "out": Field("out", relative_path, "the static export, inside frontend.dir"),
@@ -191,7 +192,8 @@ SCHEMA: dict = {
     "backups": {
         "keep": Field(14, integer(1, 1000), "database backups kept on the server (the oldest go first)"),
         "max_age_days": Field(30, integer(0, 3650), "also remove server backups older than this (0: no limit)"),
-        "local_dir": Field("backups/{env}", with_placeholders(local_path, "env"), "where --download and restores from local keep backups"),
+        "local_dir": Field("backups/{env}", with_placeholders(local_path, "env"),
+                           "where --download and restores from local keep backups"),
         "schedule": Field("daily", text, "systemd OnCalendar of `backup --schedule` (daily, hourly, Mon *-*-* 03:00)"),
         "s3": {
             "bucket": Field(None, optional(text), "S3 bucket for off-site copies (none: no S3)"),
@@ -233,8 +235,9 @@ SCHEMA: dict = {
         # copies and the journal/WAL files beside them, dumps and backups
         "patterns": Field([".env", ".env.*", "*.env", "*.pem", "*.key", "*.crt", "id_rsa*", "id_ed25519*",
                            "id_ecdsa*", "id_dsa*", "*.sqlite3", "*.sqlite3.*", "*-journal", "*-wal", "*-shm",
-                           "*.sql.gz", "*.dump", "*.bak", "backups/", "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
-                                            "a list of file name patterns"),
+                           "*.sql.gz", "*.dump", "*.bak", "backups/", "null"],
+                          _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
+                                  "a list of file name patterns"),
                           "files git must never hold; `name/` means a directory anywhere (guide section 10)"),
         "allowed": Field(["*.example"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
                                                 "a list of file name patterns"), "exceptions, such as .env.example"),
