@@ -59,7 +59,7 @@ def git_pull(c, ref=None, commit=None):
         host.say(f"would fetch {target} ({remote[0][:7] if remote else 'not found'}) and fast-forward from "
                  f"{previous[:7] or 'nothing'} to {(commit or (remote[0] if remote else '?'))[:7]}")
         return None
-    fetched = host.run(git(s, f"fetch -q origin {shlex.quote(target)}"), warn=True)
+    fetched = host.run(git(s, f"fetch -q --end-of-options origin {shlex.quote(target)}"), warn=True)
     if fetched.failed:
         raise UserError(f"[{host.name}] cannot fetch {target} from {repo}: "
                         f"{(fetched.stderr.strip().splitlines() or ['no output'])[-1]}")
@@ -114,7 +114,8 @@ def backend_changed(host, s) -> bool:
     project = s.backend.python_project or s.backend.dir
     paths = [s.backend.dir] + [posixpath.normpath(posixpath.join(project, name))
                                for name in ("pyproject.toml", "uv.lock", "requirements.txt")]
-    return not host.probe(git(s, f"diff --quiet {record['previous']} {record['new']} -- "
+    return not host.probe(git(s, f"diff --quiet --end-of-options {shlex.quote(record['previous'])} "
+                                 f"{shlex.quote(record['new'])} -- "
                                  + " ".join(map(shlex.quote, paths)))).ok
 
 

@@ -86,9 +86,10 @@ def health(host, s) -> list[str]:
     domain = (s.domains or ["localhost"])[0]
     checks = {
         "directly": f"curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                    f"-H 'Host: 127.0.0.1' http://127.0.0.1:{s.backend.port}{path}",
+                    f"-H 'Host: 127.0.0.1' {shlex.quote(f'http://127.0.0.1:{s.backend.port}{path}')}",
         "through nginx": f"curl -s -k -L --noproxy '*' -o /dev/null -w '%{{http_code}}' --max-time 5 "
-                         f"--resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1 http://{domain}{path}",
+                         f"--resolve {domain}:80:127.0.0.1 --resolve {domain}:443:127.0.0.1 "
+                         f"{shlex.quote(f'http://{domain}{path}')}",
     }
     return [f"{path} {how} answers {code or 'nothing'}" for how, command in checks.items()
             if (code := host.probe(command).stdout.strip()) != "200"]

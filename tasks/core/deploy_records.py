@@ -3,6 +3,7 @@ rollback target and the end-of-run summary. The server keeps the history as JSON
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
@@ -94,6 +95,10 @@ def rollback_target(entries: list[dict], to: Optional[str]) -> tuple[dict, dict]
             raise UserError("there is no earlier deploy that served something else: nothing to roll back to")
     if state_of(target) == state_of(current):
         raise UserError(f"{target['id']} is what the server runs now: nothing to roll back")
+    commit = target["after"]["commit"]
+    if not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]+", commit)):   # it reaches git reset on the server
+        raise UserError(f"{target['id']} in the deploy history names {commit!r}, not a commit id: the history file "
+                        "is damaged; roll back --to another entry (`history` lists them)")
     return current, target
 
 

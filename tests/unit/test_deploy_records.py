@@ -49,6 +49,13 @@ def test_rollback_to_an_id_or_a_release_and_mistakes():
         records.rollback_target([entry("1", "setup")], None)
 
 
+def test_a_commit_in_the_history_that_is_not_a_commit_id_is_refused():
+    entries = [entry("1", commit="--hard"), entry("2"), entry("3", commit="c3;reboot")]
+    for to in ("1", "3"):
+        with pytest.raises(UserError, match=f"{to} in the deploy history names '(--hard|c3;reboot)', not a commit id"):
+            records.rollback_target(entries + [entry("4")], to)
+
+
 def test_the_backup_to_restore_is_the_first_taken_after_the_target():
     entries = [entry("1"), entry("2", backup="b2"), entry("3", backup="b3")]
     assert records.backup_before(entries, entries[0]) == "b2"
