@@ -155,7 +155,7 @@ def build_once(s, sha: str) -> Optional[str]:
         repo = secrets_check.repo_of(s, None)
         frontend = s.local_path(s.app_dir) / s.frontend.dir
         unchanged = info["git_sha"] == sha or local_git(
-            repo, "diff", "--quiet", info["git_sha"], sha, "--", str(frontend.resolve())).returncode == 0
+            repo, "diff", "--quiet", "--end-of-options", info["git_sha"], sha, "--", str(frontend.resolve())).returncode == 0
         if unchanged:
             print(f"build: {export} holds the frontend of {sha[:7]} (built from {info['git_sha'][:7]}): "
                   "not building again")

@@ -39,11 +39,11 @@ def show_commits(s, host, previous: str, sha: str) -> None:
     if not previous or previous == sha:
         host.say(f"backend: {'already at' if previous else 'first clone of'} {sha[:7]}")
         return
-    log = local_git(repo, "log", "--oneline", f"{previous}..{sha}").stdout.splitlines()
+    log = local_git(repo, "log", "--oneline", "--end-of-options", f"{previous}..{sha}").stdout.splitlines()
     host.say(f"backend: {previous[:7]} -> {sha[:7]}, {len(log)} commit(s):")
     for line in log[:20]:
         host.say(f"  {line}")
-    added = local_git(repo, "diff", "--name-only", "--diff-filter=A", previous, sha, "--",
+    added = local_git(repo, "diff", "--name-only", "--diff-filter=A", "--end-of-options", previous, sha, "--",
                               "*/migrations/0*.py").stdout.split()
     host.say("new migrations: " + (", ".join(added) if added else "none"))
 

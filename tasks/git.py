@@ -62,7 +62,7 @@ def pull(host, s, ref=None, commit=None):
         host.say(f"would fetch {target} ({remote[0][:7] if remote else 'not found'}) and fast-forward from "
                  f"{previous[:7] or 'nothing'} to {(commit or (remote[0] if remote else '?'))[:7]}")
         return None
-    fetched = host.run(git(s, f"fetch -q origin {shlex.quote(target)}"), warn=True)
+    fetched = host.run(git(s, f"fetch -q --end-of-options origin {shlex.quote(target)}"), warn=True)
     if fetched.failed:
         raise UserError(f"[{host.name}] cannot fetch {target} from {repo}: "
                         f"{(fetched.stderr.strip().splitlines() or ['no output'])[-1]}")

@@ -39,8 +39,9 @@ def problems(s, repo: Path) -> list[str]:
 def check_secrets(c, repo=None):
     """Fail when git holds secrets or .gitignore misses them.
 
-    Checks tracked and staged files against qms.secrets_check.patterns (.env*, *.pem, *.key, *.crt, id_rsa*,
-    *.sqlite3, *.bak, backups/, null) and asks git itself whether .gitignore ignores each pattern."""
+    Checks tracked and staged files against qms.secrets_check.patterns (.env*, *.env, *.pem, *.key, *.crt, ssh keys,
+    *.sqlite3 and its compressed copies, journal and WAL files, dumps, *.bak, backups/, null) and asks git itself
+    whether .gitignore ignores each pattern."""
     s = settings_of(c)
     top = repo_of(s, repo)
     found = problems(s, top)

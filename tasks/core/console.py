@@ -6,9 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .checks import worst
+from .secrets import mask_now
 
 
 def print_table(table) -> None:
+    for column in table.columns:   # masked before rich wraps the cells (see mask_now)
+        column._cells = [mask_now(cell) if isinstance(cell, str) else cell for cell in column._cells]
     # markup off: cells hold server output such as "[host] ..." that rich would take for a style tag
     Console(width=None if sys.stdout.isatty() else 200, markup=False).print(table)
 

@@ -138,8 +138,30 @@ class MaskingStream(io.TextIOBase):
             self.held = ""
         self.stream.flush()
 
-    def __getattr__(self, name):      # encoding, isatty, fileno, buffer: whatever callers look up
+    # io.TextIOBase has its own isatty (False), fileno (refused) and encoding (None), so __getattr__ never runs for
+    # them: a terminal must stay one (rich lays tables out for its width, the upload shows its progress bar)
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
+    @property
+    def errors(self):
+        return self.stream.errors
+
+    def __getattr__(self, name):      # buffer, and whatever else callers look up
         return getattr(self.stream, name)
+
+
+def mask_now(text: str) -> str:
+    """`text` masked as printing it would mask it: for text that is laid out before it is printed (a table cell
+    wrapped over two lines would split a secret where the stream can no longer see it)."""
+    return sys.stdout.masker.mask(text) if isinstance(sys.stdout, MaskingStream) else text
 
 
 def install_masking(masker: Masker) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -41,12 +42,28 @@ absolute_path = _expect(lambda v: isinstance(v, str) and v.startswith("/") and "
 relative_path = _expect(lambda v: isinstance(v, str) and v and not v.startswith("/") and ".." not in v.split("/")
                         and "\\" not in v, "a relative path with / and without '..', such as frontend or web/frontend")
 local_path = _expect(lambda v: isinstance(v, str) and bool(v.strip()), "a local path (relative to the project root)")
+# A URL path inside a prefix: the characters a URL may hold as they are (RFC 3986), so no whitespace, control
+# characters or quotes; it also reaches curl on the server (quoted there).
+url_subpath = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+", v)
+                      is not None and not v.startswith("/") and ".." not in v.split("/"),
+                      "a URL path inside the prefix, without a leading /, spaces or control characters, such as "
+                      "health/")
 url_prefix = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", v) is not None,
                      "a URL path that starts and ends with '/', such as /django-admin/")
 unit_name = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_.@-]+", v) is not None,
                     "a systemd unit name without .service, such as qms-backend")
 asgi_app = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) is not None,
                    "module:attribute, such as backend.asgi:application")
+
+
+def _git_name(v: Any) -> bool:
+    """git check-ref-format's rules for a branch (or remote) name; a leading - would reach git as an option."""
+    return (isinstance(v, str) and bool(v) and not v.startswith("-") and not v.endswith((".", "/")) and v != "@"
+            and ".." not in v and "@{" not in v and re.search(r"[\x00-\x20\x7f~^:?*\[\\]", v) is None
+            and all(part and not part.startswith(".") and not part.endswith(".lock") for part in v.split("/")))
+
+
+git_name = _expect(_git_name, "a git name without a leading -, spaces, '..' or any of ~^:?*[\\, such as main")
 hostname = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9-]{1,63})*")
 domain_list = _expect(lambda v: isinstance(v, list) and all(isinstance(d, str) and hostname.fullmatch(d) for d in v),
                       "a list of domain names, such as [qms.example.com, www.qms.example.com]")
@@ -57,6 +74,23 @@ http_url = _expect(lambda v: isinstance(v, str) and re.fullmatch(r"https?://[^\s
 string_map = _expect(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str)
                                                            for k, x in v.items()),
                      "a mapping of NAME: value strings")
+
+
+def with_placeholders(check: Check, *names: str) -> Check:
+    """`check`, and no {placeholder} but `names`: the value is filled in with str.format, which would end in a
+    traceback on any other."""
+    known = ", ".join("{%s}" % n for n in names)
+
+    def checked(value: Any) -> Optional[str]:
+        expected = check(value)
+        if expected:
+            return expected
+        try:
+            unknown = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None and f not in names]
+        except ValueError:   # a lone { or }
+            return f"a value with no placeholder but {known}, and {{{{ and }}}} for a literal brace"
+        return f"a value with no placeholder but {known} ({{{unknown[0]}}} is unknown)" if unknown else None
+    return checked
 
 
 def one_of(*choices: str) -> Check:
@@ -80,14 +114,15 @@ SCHEMA: dict = {
     "host": Field(None, optional(text), "ssh target: an ssh-config alias or [user@]host[:port]; -H overrides it"),
     "user": Field("ubuntu", text, "login on the server and owner of the app"),
     "app_root": Field("/home/ubuntu/QMS", absolute_path, "the app's git clone on the server"),
-    "branch": Field("main", text, "branch the server follows"),
+    "branch": Field("main", git_name, "branch the server follows"),
     "repo": Field(None, optional(text), "git URL the server clones and pulls from"),
-    "git_remote": Field("origin", text, "the local git remote that is `repo`: deploy checks the commit is there "
+    "git_remote": Field("origin", git_name, "the local git remote that is `repo`: deploy checks the commit is there "
                         "(deploy --push pushes it)"),
     "domains": Field([], domain_list, "public names of the site; the first is the canonical one"),
     "app_dir": Field(".", local_path, "local checkout of the app (holds frontend/ and backend/)"),
-    "secrets_file": Field("conf/{env}.env", local_path, "git-ignored dotenv file with this environment's secrets: "
-                          "the server's .env gets every key but the tool's own (see backend.secret_env)"),
+    "secrets_file": Field("conf/{env}.env", with_placeholders(local_path, "env"),
+                          "git-ignored dotenv file with this environment's secrets: the server's .env gets every key "
+                          "but the tool's own (see backend.secret_env)"),
     "keep_releases": Field(5, integer(2, 100), "whole-app releases kept on the server for rollback (the oldest are "
                            "pruned; never the served one or the one before it)"),
     "frontend": {
@@ -155,7 +190,7 @@ SCHEMA: dict = {
             isinstance(p, str) and p.startswith("/") for p in v), "a list of URL paths starting with /"),
                        "frontend pages checked after a reload, such as [/, /login/] (the admin prefix and the API "
                        "health endpoint are added)"),
-        "health_path": Field("health/", relative_path, "the health endpoint, inside backend.api_prefix: a path "
+        "health_path": Field("health/", url_subpath, "the health endpoint, inside backend.api_prefix: a path "
                              "that answers 200 once the app can serve (README, Prepare your app)"),
     },
     "tls": {
@@ -172,11 +207,12 @@ SCHEMA: dict = {
     "backups": {
         "keep": Field(14, integer(1, 1000), "database backups kept on the server (the oldest go first)"),
         "max_age_days": Field(30, integer(0, 3650), "also remove server backups older than this (0: no limit)"),
-        "local_dir": Field("backups/{env}", local_path, "where --download and restores from local keep backups"),
+        "local_dir": Field("backups/{env}", with_placeholders(local_path, "env"),
+                           "where --download and restores from local keep backups"),
         "schedule": Field("daily", text, "systemd OnCalendar of `backup --schedule` (daily, hourly, Mon *-*-* 03:00)"),
         "s3": {
             "bucket": Field(None, optional(text), "S3 bucket for off-site copies (none: no S3)"),
-            "prefix": Field("qms/{env}/", text, "key prefix inside the bucket"),
+            "prefix": Field("qms/{env}/", with_placeholders(text, "env"), "key prefix inside the bucket"),
             "endpoint_url": Field(None, optional(http_url), "an S3-compatible store's URL (default: AWS)"),
             "region": Field(None, optional(text), "AWS region of the bucket"),
             "sse": Field("AES256", one_of("AES256", "aws:kms", "none"), "server-side encryption of uploads"),
@@ -210,9 +246,13 @@ SCHEMA: dict = {
         "timeout": Field(20, integer(1, 300), "seconds a page may take to load and go quiet"),
     },
     "secrets_check": {
-        "patterns": Field([".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/",
-                           "null"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
-                                            "a list of file name patterns"),
+        # dotenv files (conf/<env>.env too), TLS and ssh private keys, SQLite databases with their compressed
+        # copies and the journal/WAL files beside them, dumps and backups
+        "patterns": Field([".env", ".env.*", "*.env", "*.pem", "*.key", "*.crt", "id_rsa*", "id_ed25519*",
+                           "id_ecdsa*", "id_dsa*", "*.sqlite3", "*.sqlite3.*", "*-journal", "*-wal", "*-shm",
+                           "*.sql.gz", "*.dump", "*.bak", "backups/", "null"],
+                          _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v),
+                                  "a list of file name patterns"),
                           "files git must never hold; `name/` means a directory anywhere (guide section 10)"),
         "allowed": Field(["*.example"], _expect(lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
                                                 "a list of file name patterns"), "exceptions, such as .env.example"),

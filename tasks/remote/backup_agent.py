@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import urllib.parse
 
 SUFFIX = ".sqlite3.gz"
 
@@ -36,8 +37,14 @@ def sha256_of(path):
     return h.hexdigest()
 
 
+def read_only(path):
+    """A read-only connection: mode=ro never creates a missing file, and the path is escaped so that a `#`, `?`
+    or `%` in it cannot end the path early (sqlite would then open, and create, another file)."""
+    return sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path)), uri=True)
+
+
 def integrity(path):
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    con = read_only(path)
     try:
         return con.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.DatabaseError as e:
@@ -63,15 +70,16 @@ def listing(directory):
 
 def create(database, directory, reason, keep, max_age_days, protect=""):
     os.umask(0o077)   # a database copy is as secret as the database
-    os.makedirs(directory, exist_ok=True)
     if not os.path.isfile(database):
         answer(error="no database at %s yet" % database)
     bid = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + reason
     target = os.path.join(directory, bid + SUFFIX)
-    fd, raw = tempfile.mkstemp(dir=directory, prefix=".backup-", suffix=".sqlite3")
-    os.close(fd)
+    raw = None
     try:
-        src = sqlite3.connect("file:%s?mode=ro" % database, uri=True)
+        os.makedirs(directory, exist_ok=True)
+        fd, raw = tempfile.mkstemp(dir=directory, prefix=".backup-", suffix=".sqlite3")
+        os.close(fd)
+        src = read_only(database)
         dst = sqlite3.connect(raw)
         src.backup(dst)
         src.close()
@@ -89,13 +97,13 @@ def create(database, directory, reason, keep, max_age_days, protect=""):
         if os.geteuid() == 0:   # root reads the app's database; the backups stay the deploy user's
             for made in (target, target + ".sha256"):
                 os.chown(made, owner.st_uid, owner.st_gid)
-    except OSError as e:   # a full disk lands here: say so, leave nothing half-written
+    except (OSError, sqlite3.Error) as e:   # a full disk lands here (sqlite: "database or disk is full")
         for leftover in (target + ".part", target + ".sha256"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
-        answer(error="cannot write the backup in %s: %s" % (directory, e.strerror or e))
+        answer(error="cannot back up %s into %s: %s" % (database, directory, getattr(e, "strerror", None) or e))
     finally:
-        if os.path.exists(raw):
+        if raw and os.path.exists(raw):
             os.unlink(raw)
     answer(id=bid, size=os.path.getsize(target), sha256=digest,
            pruned=prune(directory, keep, max_age_days, {bid, protect}))

@@ -13,6 +13,11 @@ from tests.standin.conftest import get, make_standin, remove_standin, with_examp
 
 pytestmark = pytest.mark.standin
 
+# the one change app-check asks of the guide's app, in its .gitignore: it lists .env, .env.local and .env.production
+# by name, so an .env.staging would reach git (the guide's section 10), and id_rsa* but no other ssh key, *.sqlite3
+# but not SQLite's journal and WAL files or a compressed copy
+MISSING_IGNORES = [".env.*", "*.env", "id_ed25519*", "id_ecdsa*", "id_dsa*", "*.sqlite3.*", "*-journal", "*-wal",
+                   "*-shm", "*.sql.gz", "*.dump"]
 SETTINGS = ("  smoke:\n    pages: [/, /login/, /admin/users/]\n"
             "  setup:\n    superuser: ''\n    seed_command: seed_defect_data\n")
 
@@ -22,12 +27,10 @@ def qms(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("qmsapp")
     s = with_example_app(make_standin("qmsguide", tmp), tmp, settings=SETTINGS, source=REPO / "tests/qms_app")
     s.tmp = tmp
-    # the one change app-check asks of the guide's app: its .gitignore lists .env, .env.local and .env.production
-    # by name, so an .env.staging would reach git (the guide's section 10)
     s.check = run_tool("inv", "-f", s.conf, "app-check", "--json")
     with open(s.app / ".gitignore", "a") as ignore:
-        ignore.write(".env.*\n!.env.example\n")
-    s.publish(".gitignore: every .env.* file")
+        ignore.write("".join(f"{pattern}\n" for pattern in MISSING_IGNORES) + "!.env.example\n")
+    s.publish(".gitignore: every .env.* file, ssh key, SQLite side file and dump")
     s.setup = s.fab("setup", timeout=1800)
     yield s
     remove_standin(s)
@@ -35,9 +38,10 @@ def qms(tmp_path_factory):
 
 def test_app_check_names_the_one_change_and_the_origins_written_in_the_code(qms):
     assert qms.check.returncode == 1
-    found = {c["check"]: c for c in json.loads(qms.check.stdout)["checks"]}
-    assert [c["saw"] for c in found.values() if c["result"] == "fail"] == [
-        ".gitignore does not ignore .env.*: add a line `.env.*`"]
+    checks = json.loads(qms.check.stdout)["checks"]
+    assert [c["saw"] for c in checks if c["result"] == "fail"] == [
+        f".gitignore does not ignore {pattern}: add a line `{pattern}`" for pattern in MISSING_IGNORES]
+    found = {c["check"]: c for c in checks}
     for name in ("CORS_ALLOWED_ORIGINS", "CSRF_TRUSTED_ORIGINS"):
         row = found[f"settings: {name}"]
         assert row["result"] == "warn" and "set in the code" in row["saw"], row

@@ -47,6 +47,19 @@ def test_wrong_type_names_key_file_and_expectation(write_conf):
     assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.backend.workers must be an integer from 2 to 16")
 
 
+def test_a_branch_that_git_would_take_for_an_option_is_refused(write_conf):
+    conf = write_conf("qms:\n  branch: --upload-pack=touch /tmp/qms-pwned\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.branch must be a git name without a leading -")
+
+
+@pytest.mark.parametrize("value, problem", [("conf/{environment}.env", "({environment} is unknown)"),
+                                            ("conf/{env.env", "and {{ and }} for a literal brace")])
+def test_an_unknown_placeholder_in_the_secrets_file_names_it_and_the_known_ones(write_conf, value, problem):
+    conf = write_conf(f"qms:\n  secrets_file: '{value}'\n")
+    assert_one_line_error(fab("-f", conf, "settings"), str(conf), "qms.secrets_file must be a value with no "
+                          "placeholder but {env}", problem, repr(value))
+
+
 def test_unknown_top_level_key(write_conf):
     conf = write_conf("qsm:\n  host: x\n")
     assert_one_line_error(fab("-f", conf, "settings"), "unknown top-level key qsm: did you mean qms?")

@@ -4,21 +4,28 @@ import subprocess
 import pytest
 
 from tasks.core.secret_files import offence, sample_path
+from tasks.core.settings import defaults
 from tests.conftest import REPO, assert_one_line_error, run_tool
 
-PATTERNS = [".env", ".env.*", "*.pem", "*.key", "*.crt", "id_rsa*", "*.sqlite3", "*.bak", "backups/", "null"]
+PATTERNS = defaults()["secrets_check"]["patterns"]
 
 
 @pytest.mark.parametrize("path, pattern", [
     (".env", ".env"), ("backend/.env.production", ".env.*"), ("deploy/server.pem", "*.pem"),
-    ("id_rsa.pub", "id_rsa*"), ("backend/db.sqlite3", "*.sqlite3"), ("backups/2026.sqlite3.gz", "backups/"),
+    ("id_rsa.pub", "id_rsa*"), ("backend/db.sqlite3", "*.sqlite3"), ("backups/2026.sqlite3.gz", "*.sqlite3.*"),
     ("a/backups/x", "backups/"), ("null", "null"), ("old.bak", "*.bak"),
+    ("conf/production.env", "*.env"), ("app/conf/staging.env", "*.env"),
+    (".ssh/id_ed25519", "id_ed25519*"), ("id_ecdsa", "id_ecdsa*"), ("keys/id_dsa", "id_dsa*"), ("deploy.key", "*.key"),
+    ("backend/db.sqlite3.gz", "*.sqlite3.*"), ("db.sqlite3.xz", "*.sqlite3.*"), ("dump/qms.sql.gz", "*.sql.gz"),
+    ("prod.dump", "*.dump"), ("backend/db.sqlite3-journal", "*-journal"), ("backend/db.sqlite3-wal", "*-wal"),
+    ("data.db-shm", "*-shm"),
 ])
 def test_offending_paths_name_their_pattern(path, pattern):
     assert offence(path, PATTERNS, ["*.example"]) == pattern
 
 
-@pytest.mark.parametrize("path", [".env.example", "backend/.env.example", "README.md", "src/null.js", "backups.md"])
+@pytest.mark.parametrize("path", [".env.example", "backend/.env.example", "README.md", "src/null.js", "backups.md",
+                                  "conf/production.env.example", "docs/wal.md", "src/journal.ts", "envelope.py"])
 def test_harmless_paths(path):
     assert offence(path, PATTERNS, ["*.example"]) is None
 

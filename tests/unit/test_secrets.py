@@ -93,3 +93,48 @@ def test_every_secret_the_tool_reads_for_itself_is_a_tool_key():
     for path in (PROJECT_ROOT / "tasks").rglob("*.py"):
         read |= set(re.findall(r'secrets(?:\[|\.get\()"(\w+)"', path.read_text()))
     assert read and read <= set(TOOL_KEYS), read - set(TOOL_KEYS)
+
+
+def test_a_terminal_stays_a_terminal_through_the_mask(tmp_path):
+    """`fab settings` in a pseudo-terminal 90 columns wide, as a person runs it: rich sees a terminal through the
+    masking stream and lays the table out for its width, and the secret in it is still masked."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import subprocess
+    import termios
+
+    from tests.standin.harness import REPO, project_exe
+
+    secret = "pty-s3cr3t-4242"
+    secrets = tmp_path / "production.env"
+    secrets.write_text(f"SECRET_KEY={secret}\n")
+    secrets.chmod(0o600)
+    conf = tmp_path / "production.yaml"
+    conf.write_text(f"qms:\n  secrets_file: {secrets}\n  domains: [qms.example.com]\n"
+                    f"  backend:\n    env:\n      PASTED_BY_MISTAKE: {secret}\n")
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 90, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
+    fab = subprocess.Popen([project_exe("fab"), "-f", str(conf), "settings", "--all"], cwd=REPO, stdin=terminal,
+                           stdout=terminal, stderr=terminal, env={**env, "TERM": "xterm-256color"})
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:   # the terminal closed: fab is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert fab.wait(timeout=60) == 0, seen.decode(errors="replace")
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode()).replace("\r\n", "\n")
+    table = [line for line in shown.splitlines() if line[:1] in "┏┃┡│└"]
+    # as wide as the terminal, every line: the secret was masked before the table was laid out (masked after, its
+    # row came out shorter, and a secret wrapped across two lines of a cell would not be masked at all)
+    assert table and {len(line) for line in table} == {90}, shown
+    assert "PASTED_BY_MISTAKE" in shown and MASK in shown and secret not in shown, shown

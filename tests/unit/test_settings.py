@@ -36,6 +36,19 @@ def test_every_field_has_help_and_a_valid_default():
     ({"frontend": {"dir": "../elsewhere"}}, "qms.frontend.dir must be a relative path with / and without '..'"),
     ({"frontend": {"dir": "web\\frontend"}}, "qms.frontend.dir must be a relative path with / and without '..', such as "
                                             "frontend or web/frontend, got 'web\\\\frontend'"),
+    ({"smoke": {"health_path": "health check/"}}, "qms.smoke.health_path must be a URL path inside the prefix, "
+                                                  "without a leading /, spaces or control characters"),
+    ({"smoke": {"health_path": "health/\x1b[2J"}}, "qms.smoke.health_path must be a URL path"),
+    ({"smoke": {"health_path": "/api/health/"}}, "qms.smoke.health_path must be a URL path inside the prefix"),
+    *[({"branch": bad}, f"qms.branch must be a git name without a leading -, spaces, '..' or any of ~^:?*[\\, such "
+                        f"as main, got {bad!r}")
+      for bad in ("--upload-pack=touch /tmp/x", "-b", "a b", "a..b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b",
+                  "x.lock", "feature/.hidden", "feature//x", "main/", "main.", "@", "a@{1}", "", "tab\tname", 7)],
+    ({"git_remote": "--upload-pack=x"}, "qms.git_remote must be a git name without a leading -"),
+    ({"backups": {"local_dir": "backups/{stage}"}}, "qms.backups.local_dir must be a value with no placeholder but "
+                                                    "{env} ({stage} is unknown), got 'backups/{stage}'"),
+    ({"backups": {"s3": {"prefix": "qms/{}/"}}}, "qms.backups.s3.prefix must be a value with no placeholder but {env} "
+                                                 "({} is unknown)"),
 ])
 def test_bad_values_name_key_file_and_expectation(layer, message):
     problem = check_layer(layer, "conf/x.yaml")
@@ -45,6 +58,8 @@ def test_bad_values_name_key_file_and_expectation(layer, message):
 
 def test_good_layer_passes():
     assert check_layer({"host": "qms-prod", "backend": {"workers": 3}, "domains": ["a.example.com"]}, "f") is None
+    for branch in ("main", "feature/login-fix", "release-1.2", "hotfix_2026.12", "user@host"):
+        assert check_layer({"branch": branch, "git_remote": "upstream"}, "f") is None, branch
 
 
 def test_resolve_takes_env_from_the_file_name_and_reports_the_first_bad_layer():
