@@ -240,14 +240,20 @@ def test_rollback_goes_back_a_deploy_and_restore_db_takes_the_database_back_too(
     forward = site.fab("rollback", "--to", next(e["id"] for e in reversed(history(site))
                                                 if e["action"] == "deploy" and e["result"] == "ok"))
     assert forward.returncode == 0 and title(site) == "QMS v3"
-    # offline: git and uv unusable on the server, so neither can be what a rollback needs
+    # offline: git and uv unusable on the server, and its way to the package registries and the git remote (the
+    # stand-in's proxy and git daemon, on this machine) frozen: a rollback that needed any of them would fail or hang
     site.ssh("sudo chmod 000 /opt/uv/bin/uv /usr/bin/git")
+    frozen = [int((site.dir / name).read_text()) for name in ("tinyproxy.pid", "gitd.pid")]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
     try:
         offline = site.fab("rollback", timeout=600)
         assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr
         assert title(site) == "QMS v2"
         assert site.fab("rollback", "--to", forward_release(site)).returncode == 0 and title(site) == "QMS v3"
     finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
         site.ssh("sudo chmod 755 /opt/uv/bin/uv /usr/bin/git", check=False)
 
     with_db = site.fab("rollback", "--restore-db", timeout=600)
