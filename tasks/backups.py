@@ -37,13 +37,7 @@ def local_dir(s) -> Path:
 
 
 def agent(host, s, *args, sudo=False) -> dict:
-    result = host.run(remote.command("backup_agent", *args), sudo=sudo, warn=True, timeout=3600)
-    if result is None:   # --dry
-        return {}
-    answer = remote.parse_answer(result.stdout)
-    if "error" in answer:
-        raise UserError(f"[{host.name}] {answer['error']}")
-    return answer
+    return remote.ask(host, "backup_agent", *args, sudo=sudo, timeout=3600)
 
 
 def create_backup(host, s, reason: str, protect: str = "", database: str = "") -> dict:

@@ -39,16 +39,9 @@ def front(s) -> str:
     return f"{s.frontend.dir}/{s.frontend.out}"
 
 
-def agent(host, s, *args, sudo: bool = False) -> dict:
-    """The release agent's answer; its refusal as a one-line error."""
-    result = host.run(remote.command("release_agent", args[0], s.app_root, *args[1:]), warn=True, sudo=sudo,
-                      write=args[0] != "list")
-    if result is None:   # --dry
-        return {}
-    answer = remote.parse_answer(result.stdout)
-    if "error" in answer:
-        raise UserError(f"[{host.name}] {answer['error']}")
-    return answer
+def agent(host, s, command: str, *args, sudo: bool = False) -> dict:
+    """The release agent's answer to `command` about this app's releases."""
+    return remote.ask(host, "release_agent", command, s.app_root, *args, sudo=sudo)
 
 
 def server_releases(host, s) -> dict:
