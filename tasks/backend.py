@@ -180,6 +180,22 @@ def migrate(host, s, release: str) -> Optional[str]:
     return listed(pending, "migrations applied") + (f", after backup {backup}" if backup else "")
 
 
+def last_migration(host, s) -> dict:
+    text = host.read(posixpath.join(s.app_root, ".deploy", "migrate.json")) or b"{}"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def migrate_step(host, s, rid: str, outcome) -> Optional[str]:
+    """migrate, and the backup it took before, for the history (rollback --restore-db finds it there)."""
+    change = migrate(host, s, rid)
+    if change:
+        outcome.backup = last_migration(host, s).get("backup", "")
+    return change
+
+
 @task(name="migrate")
 def migrate_task(c):
     """Back up the database, then apply pending migrations.

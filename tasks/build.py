@@ -9,6 +9,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 from invoke import Collection, task
 
@@ -16,8 +17,10 @@ from .core import app_check, bundle
 from .core.checks import FAIL
 from .core.errors import UserError
 from .core.local_files import find_npm, local_git, remove_tree
+from .core import releases
 from .core.releases import human_size
 from .core.runtime import settings_of
+from .secrets_check import repo_of
 
 
 def api_url_of(s) -> str:
@@ -121,6 +124,27 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
     size = sum(size for _, size in info["manifest"].values())
     print(f"build: {out}: {len(info['manifest'])} files, {human_size(size)}, git {sha[:7] or '-'}"
           f"{' (dirty)' if dirty else ''}, in {time.monotonic() - started:.0f} s")
+
+
+def build_once(s, sha: str) -> Optional[str]:
+    """Build unless the export already holds this commit's frontend for this environment: built for another host
+    of this run, by `build`, or from an earlier commit that changed nothing under the frontend (a backend-only
+    deploy then neither builds nor uploads). Also under a plan: the build is local, and the plan lists what its
+    upload sends."""
+    export = releases.local_export(s)
+    info = bundle.read_build_info(export)
+    if (info and info.get("git_sha") and not info.get("dirty") and info.get("env") == s.env
+            and info.get("api_url") == api_url_of(s) and bundle.manifest(export) == info.get("manifest")):
+        repo = repo_of(s, None)
+        frontend = s.local_path(s.app_dir) / s.frontend.dir
+        unchanged = info["git_sha"] == sha or local_git(
+            repo, "diff", "--quiet", "--end-of-options", info["git_sha"], sha, "--", str(frontend.resolve())).returncode == 0
+        if unchanged:
+            print(f"build: {export} holds the frontend of {sha[:7]} (built from {info['git_sha'][:7]}): "
+                  "not building again")
+            return None
+    make_export(s)
+    return f"export of {sha[:7]}"
 
 
 def check_bundle(out: Path, api_url: str, allow: list[str]) -> None:

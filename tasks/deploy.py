@@ -18,8 +18,11 @@ from datetime import datetime, timezone
 from invoke import Collection, task
 
 from . import backups, nginx, release, secrets_check
-from .chain import Run, build_once, local_commit, put_back, release_steps, required_secrets, retire_step, run_chain, \
-    server_state, smoke_step
+from .build import build_once
+from .chain import Run, run_chain
+from .preflight import local_commit, required_secrets
+from .release import put_back, put_back_after_failure, release_steps, retire_step, server_state
+from .smoke import smoke_step
 from .core import deploy_records as records
 from .core.releases import release_id
 from .core.errors import UserError
@@ -53,7 +56,7 @@ def put_back_earlier_hosts() -> list[str]:
     notes = []
     while _switched:
         host, s, before = _switched.pop()
-        run = Run(host, s, "rollback")
+        run = Run(host, s, "rollback", lambda: server_state(host, s))
         try:
             run.lock = take(host, s, "rollback")
             run.step("put back", put_back, host, s, before)
@@ -99,7 +102,7 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
 
 def ship(host, s, sha: str, action: str, wait: float = 0, build: bool = False) -> None:
     """A new release of commit `sha` with the local export, verified beside the served one, then switched to."""
-    run = Run(host, s, action)
+    run = Run(host, s, action, lambda: server_state(host, s))
     run.lock = take(host, s, action, wait)
     before = server_state(host, s)
     run.outcome.before = before
@@ -113,7 +116,8 @@ def ship(host, s, sha: str, action: str, wait: float = 0, build: bool = False) -
         yield from release_steps(host, s, sha, rid, run, release.serving(host, s, sha))
         yield from [("nginx-reload", nginx.reload_site, host, s), ("smoke", smoke_step, host, s),
                     ("retire", retire_step, host, s, before)]
-    run_chain(run, steps(), switch_at="switch", before=before, new=rid)
+    run_chain(run, steps(), switch_at="switch", discard=lambda: release.discard_unserved(host, s, run, rid, before),
+              put_back=lambda: put_back_after_failure(host, s, before, rid))
     if not host.dry:
         _switched.append((host, s, before))
 
@@ -152,7 +156,7 @@ def rollback(c, to=None, restore_db=False):
     if restore_db and not backup:
         raise UserError(f"no migrations ran since release {target} served, so there is no backup to restore: roll "
                         "back without --restore-db")
-    run = Run(host, s, "rollback")
+    run = Run(host, s, "rollback", lambda: server_state(host, s))
     run.lock = take(host, s, "rollback")
     run.outcome.before = server_state(host, s)
     host.say(f"rolling back to release {target} (from {run.outcome.before['release']})")
@@ -167,7 +171,8 @@ def rollback(c, to=None, restore_db=False):
                  "database is backed up first)")
         steps.append(("restore-db", backups.restore_backup, host, s, backup))
         run.outcome.backup = backup
-    run_chain(run, steps, switch_at="put back", before=run.outcome.before)
+    run_chain(run, steps, switch_at="put back", discard=lambda: "",
+              put_back=lambda: put_back_after_failure(host, s, run.outcome.before, None))
 
 
 ns = Collection(deploy, upload, rollback)

@@ -7,6 +7,9 @@ once complete; an unsealed one is a leftover that the next deploy removes.
 
 The export travels as one gzip'd tar stream holding only files the served release lacks; the server hard-links
 the rest and verifies the whole export against the manifest.
+
+Here too: the steps setup and deploy share to make and switch to a release (`release_steps`), what retires the old
+one, and what a failure calls on: `discard_unserved` before the switch, `put_back` after it.
 """
 import gzip
 import io
@@ -25,13 +28,12 @@ from .core import bundle, releases
 from .core.console import print_table
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
+from . import backend, envfile, service
 from .git import git
+from .git import pull as git_pull
+from .smoke import smoke_check
 
 DRY_LISTED = 30   # files a dry upload names one by one
-
-
-def local_export(s):
-    return s.local_path(s.app_dir) / s.frontend.dir / s.frontend.out
 
 
 def front(s) -> str:
@@ -65,7 +67,7 @@ def serving(host, s, sha: str) -> Optional[str]:
     current = next((r for r in found["releases"] if r["current"]), None)
     if not current or current["commit"] != sha:
         return None
-    export = local_export(s)
+    export = releases.local_export(s)
     info = bundle.read_build_info(export)
     if not info or releases.decode_manifest(current) != info.get("manifest") or current["env"] != info.get("env"):
         return None
@@ -93,7 +95,7 @@ def new_release(host, s, rid: str, sha: str) -> Optional[str]:
 
 def checked_export(s):
     """The export's build-info, after checking it belongs to this environment and was not changed since."""
-    export = local_export(s)
+    export = releases.local_export(s)
     info = bundle.read_build_info(export)
     problem = bundle.environment_mismatch(info, s.env)
     if problem:
@@ -181,6 +183,103 @@ def switch(host, s, rid: str) -> Optional[str]:
 def prune(host, s, protected: tuple = ()) -> list[str]:
     """Remove releases beyond qms.keep_releases, oldest first; never the served one or `protected`."""
     return agent(host, s, "prune", s.keep_releases, *[p for p in protected if p], sudo=True).get("pruned") or []
+
+
+def server_state(host, s) -> dict:
+    """What the server serves now: the release `current` points at, and its backend commit."""
+    rid = served(host, s)
+    info = host.read(f"{s.app_root}/releases/{rid}/release.json") if rid else None
+    try:
+        commit = json.loads(info).get("commit", "") if info else ""
+    except ValueError:
+        commit = ""
+    return {"release": rid, "commit": commit}
+
+
+def switch_step(host, s, rid: str) -> Optional[str]:
+    """Serve the new release: one rename moves frontend and backend together."""
+    if host.dry:
+        host.say(f"would switch {s.app_root}/current to release {rid}")
+        return None
+    previous = switch(host, s, rid)
+    host.say(f"{s.app_root}/current: {previous or 'nothing'} -> {rid}")
+    return f"{previous or 'nothing'} -> {rid}"
+
+
+def retire_step(host, s, before: dict) -> Optional[str]:
+    """After the new release passed the smoke checks: stop the one it replaced (kept for rollback) and prune."""
+    previous = before.get("release")
+    if host.dry:
+        return None
+    if previous and previous != served(host, s):
+        service.stop(host, s, previous)
+    pruned = prune(host, s, protected=(previous,))
+    for rid in pruned:
+        service.stop(host, s, rid)
+    if pruned:
+        host.say(f"pruned release(s) {', '.join(pruned)} (qms.keep_releases: {s.keep_releases})")
+    return f"stopped {previous}" if previous else None
+
+
+def release_steps(host, s, sha: str, rid: str, run, already: Optional[str]):
+    """The steps that ship commit `sha` with the local export (built by then): a new release `rid` made complete
+    and verified beside the served one (migrations included) up to its start and the switch; or, when the served
+    release holds both already (`already`), only the .env and units, and a restart if they changed. What setup and
+    deploy share; `run` is the chain's Run (its outcome gets the migration's backup)."""
+    yield ("env", envfile.write_env, host, s)
+    if already:
+        yield ("service", service.service_step, host, s, already)
+        yield ("restart", service.restart_if_changed, host, s, already, run.changed)
+        return
+    yield from [("git-pull", git_pull, host, s, None, sha),
+                ("release", new_release, host, s, rid, sha), ("deps", backend.deps, host, s, rid),
+                ("upload", upload_export, host, s, rid),
+                ("app-settings", backend.app_settings_step, host, s, rid),
+                ("migrate", backend.migrate_step, host, s, rid, run.outcome),
+                ("collectstatic", backend.collectstatic, host, s, rid),
+                ("seal", seal, host, s, rid, sha), ("service", service.service_step, host, s, rid),
+                ("start", service.start, host, s, rid), ("switch", switch_step, host, s, rid)]
+
+
+def put_back(host, s, before: dict, new: Optional[str] = None) -> Optional[str]:
+    """Serve `before`'s release again: started (no git, no uv, no network), checked on its own socket, switched to,
+    and the release that replaced it (`new`, or the one served now) stopped. The database is left as it is.
+    Returns what was put back."""
+    wanted, now = before.get("release"), served(host, s)
+    if not wanted or wanted == now:
+        if new and new != now:
+            service.stop(host, s, new)
+        return None
+    if host.dry:
+        host.say(f"would start release {wanted}, switch to it and stop {now}")
+        return None
+    service.start(host, s, wanted)
+    switch(host, s, wanted)
+    if now:
+        service.stop(host, s, now)
+    smoke_check(host, s, strict=True)
+    return f"release {wanted}"
+
+
+def discard(host, s, rid: str) -> None:
+    """A release that never served: its instance stopped, its directory removed."""
+    service.stop(host, s, rid)
+    agent(host, s, "discard", rid, sudo=True)
+
+
+def discard_unserved(host, s, run, rid: str, before: dict) -> str:
+    """After a failure before the switch: release `rid` removed if the run began it; what the error adds ('' when
+    there was nothing to remove)."""
+    if not run.changed("release"):
+        return ""
+    discard(host, s, rid)
+    return f"release {rid} was discarded: the site still serves {before.get('release') or 'nothing yet'}"
+
+
+def put_back_after_failure(host, s, before: dict, new: Optional[str]) -> Optional[str]:
+    """After a failure at or after the switch: the journal of the release that failed, then `before` served again."""
+    print(service.journal_tail(host, s, new or "*", 20), end="")
+    return put_back(host, s, before, new)
 
 
 @task(name="releases")

@@ -174,6 +174,19 @@ def restart_release(host, s, release: str, mode: str) -> Optional[str]:
     return f"{mode}ed"
 
 
+def restart_if_changed(host, s, served: str, changed_steps) -> Optional[str]:
+    """The served release already holds the commit and the export: restart it only when `changed_steps` (the run's
+    steps that changed something, asked by name) says the .env or the units changed."""
+    changed = changed_steps("env", "service")
+    if not changed:
+        host.say(f"release {served} already serves this commit and export: nothing to ship")
+        return None
+    if host.dry:
+        host.say(f"would restart {plan.instance(s, served)} ({', '.join(changed)} changed)")
+        return None
+    return restart_release(host, s, served, "restart")
+
+
 LOGS = {"backend": "journalctl -u {unit}'@*.service' --no-pager -o short-iso -n {n}{follow}",
         "nginx": "tail -n {n}{follow_tail} /var/log/nginx/error.log",
         "access": "tail -n {n}{follow_tail} /var/log/nginx/access.log"}

@@ -17,8 +17,11 @@ from datetime import datetime, timezone
 
 from . import backend, nginx, perms, release, server, tls
 from .app_check import app_check_step
-from .chain import Run, build_once, local_commit, release_steps, required_secrets, retire_step, run_chain, \
-    server_state, smoke_step
+from .build import build_once
+from .chain import Run, run_chain
+from .preflight import local_commit, required_secrets
+from .release import put_back_after_failure, release_steps, retire_step, server_state
+from .smoke import smoke_step
 from .core import facts
 from .core.releases import release_id
 from .core.errors import UserError
@@ -113,7 +116,7 @@ def setup(c, push=False):
     app_check_step(s)
     sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
-    run = Run(host, s, "setup")
+    run = Run(host, s, "setup", lambda: server_state(host, s))
     run.step("packages", packages_step, host, s)
     run.step("prepare", server.prepare_layout, host, s)
     if host.stat(posixpath.join(s.app_root, ".deploy")) is not None:
@@ -133,7 +136,8 @@ def setup(c, push=False):
         yield from [("nginx-reload", nginx.reload_site, host, s), ("tls", tls_step, host, s),
                     ("smoke", smoke_step, host, s), ("retire", retire_step, host, s, before),
                     ("retire-old-layout", server.finish_adoption, host, s)]
-    run_chain(run, steps(), switch_at="switch", before=before, new=rid)
+    run_chain(run, steps(), switch_at="switch", discard=lambda: release.discard_unserved(host, s, run, rid, before),
+              put_back=lambda: put_back_after_failure(host, s, before, rid))
 
 
 ns = Collection(setup)

@@ -57,6 +57,11 @@ def smoke_check(host, s, strict: bool) -> None:
              f"a loop{cors}")
 
 
+def smoke_step(host, s) -> None:
+    if not host.dry:
+        smoke_check(host, s, strict=True)
+
+
 @task(help={"browser": "also open the pages in headless Chromium (browser-check)"})
 def smoke(c, browser=False):
     """Check key pages through nginx: answers, loops, CORS.

@@ -7,8 +7,14 @@ import json
 import posixpath
 import zlib
 from datetime import datetime
+from pathlib import Path
 from typing import Optional
 
+
+
+def local_export(s) -> Path:
+    """The static export here, where `build` writes it and uploads read it."""
+    return s.local_path(s.app_dir) / s.frontend.dir / s.frontend.out
 
 
 def release_id(now: datetime, git_sha: str, dirty: bool) -> str:
