@@ -116,6 +116,15 @@ def deps(host, s, release: str) -> Optional[str]:
         raise UserError(f"[{host.name}] the project needs Python {project.requires} (requires-python in "
                         f"{directory}/pyproject.toml) and the server's python3 is {project.python}: install a Python "
                         "that fits on the server, or widen requires-python if the app runs on it")
+    served = host.probe(f"readlink {shlex.quote(plan.release_dir(s))}").stdout.strip().rsplit("/", 1)[-1]
+    if served and release not in (served, plan.CURRENT):
+        reused = host.run(plan.reuse_venv_command(s, served, release), warn=True).stdout.strip()
+        if reused == "reused":
+            host.run(f"cd {shlex.quote(directory)} && python3 -m compileall -q -x '/\\.venv/' . >/dev/null", warn=True)
+            host.say(f"dependencies of release {release}: the same as release {served}'s, whose venv it shares "
+                     "(hard links)")
+            return f"venv of {served} (same dependencies)"
+        host.say(f"a venv of its own: {reused.splitlines()[-1] if reused else 'not reused'}")
     uv = find_uv(host, s)
     if not uv:
         host.say("uv is not on the server: installing it from PyPI")

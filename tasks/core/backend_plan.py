@@ -137,6 +137,29 @@ def sync_command(project: PythonProject, uv: str) -> str:
             f"{uv} pip install --python .venv/bin/python -r requirements.txt")
 
 
+DEPENDENCY_FILES = ("uv.lock", "pyproject.toml", "requirements.txt")
+
+
+def reuse_venv_command(s: Settings, old: str, new: str) -> str:
+    """Give release `new` the venv of release `old` when their dependency files are the same: hard links (uv's own
+    install is mostly hard links into its cache too), each script's first line pointed at the new venv (a new file:
+    the old release's stays as it was). Not when a .pth file names the old release (an editable install would import
+    the old code). Prints `reused`, or `not reused: <why>`; exits 0 either way."""
+    o, n = project_dir(s, old), project_dir(s, new)
+    ov, nv = posixpath.join(o, ".venv"), posixpath.join(n, ".venv")
+    q = shlex.quote
+    checks = "; ".join(
+        f"if [ -e {q(posixpath.join(o, f))} ] || [ -e {q(posixpath.join(n, f))} ]; then "
+        f"cmp -s {q(posixpath.join(o, f))} {q(posixpath.join(n, f))} || {{ echo 'not reused: {f} differs'; exit 0; }}; fi"
+        for f in DEPENDENCY_FILES)
+    return (f"{checks}; [ -x {q(ov)}/bin/python ] || {{ echo 'not reused: release {old} has no venv'; exit 0; }}; "
+            f"if grep -lsF -- {q(release_dir(s, old))} {q(ov)}/lib/python*/site-packages/*.pth >/dev/null; then "
+            f"echo 'not reused: a .pth file names release {old}'; exit 0; fi; "
+            f"cp -al {q(ov)} {q(nv)} && for f in {q(nv)}/bin/*; do "
+            f"if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ \"$(head -c 2 \"$f\")\" = '#!' ]; then "
+            f"sed -i {q(f'1s|^#!{ov}/|#!{nv}/|')} \"$f\"; fi; done && {q(nv)}/bin/python -c 'import sys' && echo reused")
+
+
 def env_file(s: Settings) -> str:
     return posixpath.join(shared_dir(s), ".env")
 
