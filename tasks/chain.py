@@ -60,8 +60,8 @@ class Run:
         """Record the outcome in the server's history (not under --dry), release the lock, print the summary."""
         self.outcome.result = result
         if not self.host.dry:
-            self.outcome.after = self.state()
             try:
+                self.outcome.after = self.state()
                 append(self.host, self.s, self.outcome)
             except UserError as failure:
                 self.host.say(f"warning: could not write the history: {failure.reason}")

@@ -2,6 +2,7 @@
 judge). The lock is held by a process on the deploy's own SSH connection (tasks/remote/lock_agent.py): when a
 deploy is killed, its lock is recognised as stale at once and the next deploy takes it over, saying whose it was
 and at which step it stopped. `unlock` removes a lock by hand."""
+import contextlib
 import getpass
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import time
 from datetime import datetime, timezone
 
+import paramiko
 from invoke import Collection, task
 
 from . import remote
@@ -31,7 +33,9 @@ class Lock:
 
     def step(self, name: str) -> None:
         if self.held:
-            self.held.send(f"step {name}")
+            # a connection that broke says so in the step's own command, with the step's name
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self.held.send(f"step {name}")
 
     def release(self) -> None:
         if self.held:

@@ -149,11 +149,33 @@ def prepare(c):
     return prepare_layout(host_of(c, s), s)
 
 
+SSHD_KEEPALIVE = "/etc/ssh/sshd_config.d/60-qms-deploy.conf"
+SSHD_KEEPALIVE_TEXT = ("# Written by qms-deploy: a client whose link died is noticed within 15 s (not TCP's two hours),\n"
+                       "# so its commands end and its deploy lock reads as stale at once.\n"
+                       "ClientAliveInterval 5\nClientAliveCountMax 3\n")
+
+
+def sshd_keepalive_step(host, s) -> bool:
+    """sshd asks an idle client every 5 s and drops it after 3 unanswered asks; checked with `sshd -t` before a
+    reload (a rejected file is removed again)."""
+    if host.stat(posixpath.dirname(SSHD_KEEPALIVE)) is None:   # an sshd without drop-ins: leave its config alone
+        host.say(f"note: no {posixpath.dirname(SSHD_KEEPALIVE)}: sshd keeps its own keepalive settings")
+        return False
+    changed = host.put(SSHD_KEEPALIVE, SSHD_KEEPALIVE_TEXT, 0o644, "root")
+    if changed and not host.dry:
+        checked = host.sudo("sshd -t 2>&1", warn=True)
+        if checked.failed:
+            host.sudo(f"rm -f {SSHD_KEEPALIVE}")
+            raise UserError(f"[{host.name}] sshd -t rejects {SSHD_KEEPALIVE}: {checked.stdout.strip()[-200:]}")
+        host.sudo("systemctl try-reload-or-restart ssh.service 2>/dev/null || systemctl try-reload-or-restart "
+                  "sshd.service")
+    return changed
+
+
 def prepare_layout(host, s):
-    """The app's user and the directories, made only where they differ."""
-    made = app_user_step(host, s)
-    changed = [bool(made)] + [host.ensure_dir(path, mode, owner) for path, mode, owner in layout(s)] \
-        + exclude_tool_paths(host, s)
+    """The app's user, the directories and sshd's keepalive, each made only where it differs."""
+    changed = [bool(app_user_step(host, s)), sshd_keepalive_step(host, s),
+               *[host.ensure_dir(path, mode, owner) for path, mode, owner in layout(s)], *exclude_tool_paths(host, s)]
     host.say("would change the server" if host.dry and any(changed)
              else "layout changed" if any(changed) else "layout already in place: nothing changed")
     return "directory layout" if any(changed) else None

@@ -40,6 +40,7 @@ class Host:
         self.owner = owner            # default owner of what we write
         self.echo = echo
         self.name = conn.original_host or conn.host
+        self.gone: Optional[RemoteFailure] = None   # set once the connection broke: nothing more is sent
 
     # -- output --------------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -58,6 +59,8 @@ class Host:
             self.say(f"{'would run' if self.dry else '$'} {'sudo ' if sudo else ''}{command}")
         if write and self.dry:
             return None
+        if self.gone:   # Fabric would open a new connection, and wait out its timeout, over the same dead link
+            raise self.gone
         # servers speak UTF-8; Invoke would decode with this machine's code page (cp949 on a Korean Windows)
         options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout,
                        encoding="utf-8")
@@ -73,6 +76,10 @@ class Host:
         except AuthFailure:
             raise UserError(f"[{self.name}] sudo refused the password: check it, or give {self.conn.user} "
                             "passwordless sudo") from None
+        except (OSError, EOFError, paramiko.SSHException) as lost:
+            raise self.lost(command, lost) from None
+        if result.exited == -1 and not self.conn.is_connected:   # the channel closed with the transport: no status
+            raise self.lost(command, None)
         if result.failed and sudo and not password and "a password is required" in result.stderr:
             raise UserError(f"[{self.name}] sudo needs a password for {self.conn.user}: run fab with "
                             "--prompt-for-sudo-password, or allow passwordless sudo for this user")
@@ -80,6 +87,14 @@ class Host:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
             raise RemoteFailure(f"[{self.name}] `{command}` failed with exit code {result.exited}: {detail[0]}")
         return result
+
+    def lost(self, command: str, why) -> "RemoteFailure":
+        """The error for a connection that broke during `command`; every later command fails with it at once."""
+        shown = command if len(command) <= 60 else command[:57] + "..."
+        self.gone = RemoteFailure(f"[{self.name}] the connection to {self.conn.host} was lost ({why or 'closed'}) "
+                                  f"during `{shown}`: check the network, then run the task again (a deploy cut off "
+                                  "before its switch left the site as it was)")
+        return self.gone
 
     def sudo(self, command: str, **kwargs):
         return self.run(command, sudo=True, **kwargs)
@@ -120,9 +135,10 @@ class Host:
                 channel.shutdown_write()
             stdout, stderr = _drain(channel)
         except (OSError, EOFError, paramiko.SSHException) as lost:   # the server rebooted, sshd died, the net
-            raise RemoteFailure(f"[{self.name}] the connection broke while sending {label} ({lost or 'closed'}): "
-                                "run it again (the server keeps what it served; a half-sent upload is cleaned up "
-                                "by the next one)") from None
+            self.gone = RemoteFailure(f"[{self.name}] the connection broke while sending {label} ({lost or 'closed'}):"
+                                      " run it again (the server keeps what it served; a half-sent upload is cleaned "
+                                      "up by the next one)")
+            raise self.gone from None
         code = channel.recv_exit_status()
         channel.close()
         if code != 0 and not stdout.strip():
@@ -220,7 +236,26 @@ class Host:
         except (socket.timeout, TimeoutError, OSError) as e:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise UserError(f"cannot reach {self.name} ({self.conn.host}:{self.conn.port}): {reason}") from None
+        bounded_waits(self.conn.client.get_transport().sock)
         return self
+
+
+# A link that stops carrying packets (a dropped route, a server that went away without a word) ends the connection
+# within about this many seconds, idle or sending, instead of after the system's two hours or fifteen minutes.
+DEAD_LINK_SECONDS = 20
+
+
+def bounded_waits(sock) -> None:
+    """TCP keepalive every 5 s (3 misses) while idle, and no unacknowledged data older than DEAD_LINK_SECONDS while
+    sending. Where the system lacks an option (Windows, macOS), what it has is used."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", DEAD_LINK_SECONDS * 1000)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(level, option, value)
 
 
 class Held:
@@ -242,7 +277,7 @@ class Held:
                 self.send(last_line)
             self.channel.shutdown_write()
             stdout, _ = _drain(self.channel)
-        except (OSError, EOFError):   # the connection is gone, and the command with it
+        except (OSError, EOFError, paramiko.SSHException):   # the connection is gone, and the command with it
             return ""
         self.channel.close()
         return stdout

@@ -2,6 +2,8 @@
 run by the app's own user, a new commit with a migration and an endpoint, a commit that cannot start (it never
 serves, under steady traffic), and restarts under steady traffic with no failed request."""
 import hashlib
+import json
+import os
 import shlex
 import secrets
 import subprocess
@@ -11,10 +13,10 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import assert_one_line_error, fab
+from tests.conftest import REPO, assert_one_line_error, fab
 from tests.standin.app_changes import add_owner_field_and_endpoint, set_backend_version
 from tests.standin.conftest import deploy_example_app, get, remove_standin
-from tests.standin.harness import more_settings
+from tests.standin.harness import more_settings, project_exe
 
 pytestmark = pytest.mark.standin
 
@@ -406,3 +408,45 @@ def test_a_release_that_fails_djangos_checks_never_migrates_or_serves(box):
         models.write_text(good)
         box.publish("fixed")
         assert box.fab("deploy").returncode == 0
+
+
+def test_a_dropped_link_ends_the_deploy_within_the_keepalive_and_the_next_one_takes_the_lock_over(box):
+    """The stand-in's link goes down for 30 s in the middle of a deploy (a VPS whose route died): the deploy ends in
+    one line well before the link comes back, without spinning, and sshd drops the dead session too, so the next
+    deploy needs no unlock and serves the new commit."""
+    set_backend_version(box.app, "after the drop")
+    box.publish("a version deployed across a dropped link")
+    veth = f"qms{json.loads((box.dir / 'info.json').read_text())['index']}h"
+    log = box.tmp / "dropped-link.log"
+    with open(log, "w") as out:
+        deploy = subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "deploy"], stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 300
+    while "== deps" not in log.read_text():
+        assert deploy.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    subprocess.run(["ip", "link", "set", veth, "down"], check=True)
+    dropped = time.monotonic()
+    try:
+        while True:
+            pid, status, usage = os.wait4(deploy.pid, os.WNOHANG)
+            if pid:
+                break
+            assert time.monotonic() - dropped < 29, "the deploy still waits on the dead link"
+            time.sleep(0.2)
+        ended = time.monotonic() - dropped
+    finally:
+        time.sleep(max(0.0, 30 - (time.monotonic() - dropped)))
+        subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+    print(f"the deploy ended {ended:.1f} s after the link went down, using {usage.ru_utime + usage.ru_stime:.1f} s "
+          "of CPU")
+    assert os.waitstatus_to_exitcode(status) != 0
+    assert usage.ru_utime + usage.ru_stime < 10                   # waited, did not spin
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "was lost" in errors[0], log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+    again = box.fab("deploy")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    assert "taking over a stale lock" in again.stdout
+    assert "after the drop" in get(box, "/api/version/")[1]
