@@ -23,6 +23,13 @@ from .core.smoke import health_url, pages
 from .smoke import probe_site
 
 
+def software_checks(host, s) -> list[Finding]:
+    """What the server runs: the OS and the versions of the programs the tool drives (a first line when a report
+    is compared with another server's). sudo: nginx lives in /usr/sbin, off a plain user's PATH on Debian."""
+    found = facts.parse_software(host.probe(facts.SOFTWARE_COMMAND, sudo=True).stdout)
+    return [Finding("server software", OK, found.describe())]
+
+
 def backend_checks(host, s) -> list[Finding]:
     return (checks.parse_unit(host.probe(checks.unit_command(s.backend.unit), sudo=True).stdout, s.backend.unit)
             + [checks.parse_active(host.probe(checks.active_command("nginx")).stdout, "nginx",
@@ -145,7 +152,7 @@ def local_checks(s) -> list[Finding]:
                     "fab check-secrets lists every problem and its fix" if found else "")]
 
 
-CHECKS = (backend_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks, site_checks,
+CHECKS = (software_checks, backend_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks, site_checks,
           certificate_checks, lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
           deploy_checks)
 
@@ -166,7 +173,7 @@ def browser_findings(host, s) -> list[Finding]:
 def doctor(c, json_=False, browser=False):
     """Run the troubleshooting checklist: what is wrong, the fix.
 
-    Read-only: service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
+    Read-only: the OS and versions of nginx, python3, systemd, OpenSSH, certbot and sqlite3; service, restarts, ExecStart, ports, nginx -t, file modes, .env, API URL in the bundle, CORS,
     redirect loops, certificate and renewal, disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
     """
     s = settings_of(c)
