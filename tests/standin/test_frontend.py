@@ -234,7 +234,9 @@ def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_si
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not receiving(served):
         time.sleep(0.02)
-    served.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
+    # OpenSSH 10 names a session's process sshd-session (trixie), 9.x sshd (bookworm, Ubuntu 24.04); this ssh's
+    # own session goes too
+    served.ssh("sudo pkill -KILL -f 'sshd(-session)?: ubuntu@notty' || true", check=False)
     out_text, err_text = proc.communicate(timeout=120)
     assert proc.returncode != 0, out_text
     assert "Traceback" not in err_text
