@@ -4,6 +4,7 @@ all as the app's user in the service's environment. Each step takes the release 
 served one (`current`)."""
 import json
 import posixpath
+import re
 import shlex
 from datetime import datetime, timezone
 
@@ -51,18 +52,27 @@ def manage_run(host, s, args: str, release: str = plan.CURRENT, hide: bool = Tru
     return result
 
 
-def app_settings(host, s, release: str = plan.CURRENT) -> list[Finding]:
+# Django's own deploy checks, run first in the same process (one start of Django): an error stops the release.
+CHECK_DEPLOY = "from django.core.management import call_command\ncall_command('check', deploy=True)\n"
+
+
+def app_settings(host, s, release: str = plan.CURRENT, check_deploy: bool = False) -> list[Finding]:
     """Django's effective settings of a release in the service's environment, judged against the .env the tool
-    wrote (or one failing finding when manage.py cannot run)."""
+    wrote (or one failing finding when manage.py cannot run); with `check_deploy`, `check --deploy`'s errors too."""
     text = host.read(plan.env_file(s))
     env = plan.parse_env(text.decode(errors="replace")) if text is not None else {}
     env["STATIC_ROOT"] = plan.static_root(s, release)
-    shown = host.probe(plan.manage_command(s, f"shell -c {shlex.quote(checks.DJANGO_SETTINGS_SCRIPT)}", release),
-                       sudo=True)
+    script = (CHECK_DEPLOY if check_deploy else "") + checks.DJANGO_SETTINGS_SCRIPT
+    shown = host.probe(plan.manage_command(s, f"shell -c {shlex.quote(script)}", release), sudo=True)
     app = checks.parse_django_settings(shown.stdout)
     if app is None:
-        last = (shown.stderr.strip().splitlines() or shown.stdout.strip().splitlines() or ["no output"])[-1]
-        return [Finding("app settings", FAIL, f"manage.py cannot run: {last}", "fab logs; fab deps")]
+        lines = shown.stderr.strip().splitlines() or shown.stdout.strip().splitlines() or ["no output"]
+        if any("SystemCheckError" in line for line in lines):
+            errors = [line.strip() for line in lines if re.match(r"\s*\S+: \(\w+\.E\d+\)", line)]
+            return [Finding("check --deploy", FAIL, "; ".join(errors[:3]) or lines[-1],
+                            "the code so that `manage.py check --deploy` passes (it names each error), commit, "
+                            "and deploy again")]
+        return [Finding("app settings", FAIL, f"manage.py cannot run: {lines[-1]}", "fab logs; fab deps")]
     return checks.django_findings(app, env, list(s.domains))
 
 
@@ -71,7 +81,7 @@ def app_settings_step(host, s, release: str) -> None:
     the tool looks (another database would be migrated and never backed up); note settings written in code."""
     if host.dry:
         return None
-    findings = app_settings(host, s, release)
+    findings = app_settings(host, s, release, check_deploy=True)
     for finding in findings:
         if finding.result == WARN:
             host.say(f"note: {finding.check}: {finding.saw}: {finding.fix}")
