@@ -116,9 +116,11 @@ def nginx_upstream(to_port: bool) -> str:
     old, new = (SOCKET_UPSTREAM, PORT_UPSTREAM) if to_port else (PORT_UPSTREAM, SOCKET_UPSTREAM)
     return f"sudo sed -i 's#{old}#{new}#' {SITE} && sudo nginx -t -q && sudo systemctl reload nginx"
 
-# Run by the stand-in's python3 (as ubuntu, who owns the service's processes): the memory of every process in the
-# unit's cgroup (uvicorn's supervisor, its workers, multiprocessing's resource tracker), what systemd says of the
-# unit's cgroup, and the whole box's cgroup (the stand-in's 1 GB), cgroup v2 or v1, whichever is there.
+
+# Run by the stand-in's python3 as root (our instance's processes belong to the app's user `qms`, the plain unit's
+# to ubuntu): the memory of every process in the unit's cgroup (uvicorn's supervisor, its workers,
+# multiprocessing's resource tracker), what systemd says of the unit's cgroup, and the whole box's cgroup (the
+# stand-in's 1 GB), cgroup v2 or v1, whichever is there.
 # `MEMORY unit once` prints one reading; `MEMORY unit peak` samples every 0.1 s until its stdin closes (at most
 # 120 s) and prints the reading with the highest PSS.
 MEMORY = r"""
@@ -381,7 +383,7 @@ def switch_to(needs: str, host: str) -> None:
 
 
 def memory(unit: str) -> dict:
-    return json.loads(on_standin(f"python3 -c {shlex.quote(MEMORY)} {unit}.service once"))
+    return json.loads(on_standin(f"sudo python3 -c {shlex.quote(MEMORY)} {unit}.service once"))
 
 
 class PeakMemory:
@@ -392,7 +394,7 @@ class PeakMemory:
 
     def __enter__(self):
         self.process = subprocess.Popen(
-            ["ssh", "-F", str(ssh_config()), NAME, f"python3 -c {shlex.quote(MEMORY)} {self.unit}.service peak"],
+            ["ssh", "-F", str(ssh_config()), NAME, f"sudo python3 -c {shlex.quote(MEMORY)} {self.unit}.service peak"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(0.5)    # connected and sampling before the window starts
         return self

@@ -393,16 +393,16 @@ def test_fix_perms_never_follows_a_link_out_of_the_releases(box):
 
 def test_a_release_that_fails_djangos_checks_never_migrates_or_serves(box):
     """`manage.py check --deploy` runs against the new release before anything migrates: an error in it (a
-    CharField without max_length) stops the deploy there, naming Django's own message."""
+    CharField whose max_length is negative) stops the deploy there, naming Django's own message."""
     models = box.app / "backend/quality/models.py"
     good = models.read_text()
     models.write_text(good.replace("class Defect(models.Model):\n",
-                                   "class Defect(models.Model):\n    broken = models.CharField()\n", 1))
+                                   "class Defect(models.Model):\n    broken = models.CharField(max_length=-1)\n", 1))
     box.publish("a field Django's checks refuse")
     before = served(box)
     try:
         result = box.fab("deploy")
-        line = assert_one_line_error(result, "check --deploy", "fields.E120", alone=False)
+        line = assert_one_line_error(result, "check --deploy", "fields.E121", alone=False)
         assert "max_length" in line and "was discarded" in line
         assert "== migrate" not in result.stdout and served(box) == before
     finally:
