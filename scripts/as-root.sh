@@ -5,5 +5,6 @@ if [ "$(id -u)" != 0 ]; then
     echo "error: $0 needs root and this machine has no sudo: run it as root" >&2
     exit 1
   fi
-  exec sudo -- "$0" "$@"
+  # sudo resets the environment: the stand-in's release (the one setting these scripts take from it) goes along
+  exec sudo -- env ${QMS_STANDIN_RELEASE:+QMS_STANDIN_RELEASE="$QMS_STANDIN_RELEASE"} "$0" "$@"
 fi

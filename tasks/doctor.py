@@ -23,6 +23,13 @@ from .core.smoke import health_url, pages
 from .smoke import probe_site
 
 
+def software_checks(host, s) -> list[Finding]:
+    """What the server runs: the OS and the versions of the programs the tool drives (a first line when a report
+    is compared with another server's). sudo: nginx lives in /usr/sbin, off a plain user's PATH on Debian."""
+    found = facts.parse_software(host.probe(facts.SOFTWARE_COMMAND, sudo=True).stdout)
+    return [Finding("server software", OK, found.describe())]
+
+
 def backend_checks(host, s) -> list[Finding]:
     served = release.served(host, s)
     if not served:
@@ -182,7 +189,7 @@ def local_checks(s) -> list[Finding]:
                     "fab check-secrets lists every problem and its fix" if found else "")]
 
 
-CHECKS = (backend_checks, port_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks,
+CHECKS = (software_checks, backend_checks, port_checks, nginx_checks, permission_checks, env_checks, django_checks, bundle_checks,
           site_checks, certificate_checks,
           lambda host, s: checks.resource_findings(host.probe(checks.RESOURCES_COMMAND).stdout),
           deploy_checks)
@@ -204,9 +211,10 @@ def browser_findings(host, s) -> list[Finding]:
 def doctor(c, json_=False, browser=False):
     """Run the troubleshooting checklist: what is wrong, the fix.
 
-    Read-only: service, restarts, ExecStart, the unit's exposure, ports, ufw, the web ports from here (a cloud
-    firewall), nginx -t, file modes, .env, API URL in the bundle, CORS, redirect loops, certificate and renewal (apt
-    or snap certbot), disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
+    Read-only: the OS and versions of nginx, python3, systemd, OpenSSH, certbot and sqlite3; service, restarts,
+    ExecStart, the unit's exposure, ports, ufw, the web ports from here (a cloud firewall), nginx -t, file modes,
+    .env, API URL in the bundle, CORS, redirect loops, certificate and renewal (apt or snap certbot),
+    disk/memory/swap, git, lock, last deploy, local secrets. Exit 1 on a fail.
     """
     s = settings_of(c)
     host = host_of(c, s)

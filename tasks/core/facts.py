@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Optional
@@ -185,6 +186,39 @@ def parse_installed_packages(output: str) -> set[str]:
         if status.startswith("ii"):
             found.add(name.split(":")[0])
     return found
+
+
+# The software the tool relies on, asked of each program itself (not of a package manager: names and versions of
+# packages differ between distributions). Each line is `name=<the program's own version output>`.
+SOFTWARE = (("nginx", "nginx -v"), ("python3", "python3 --version"), ("systemd", "systemctl --version"),
+            ("OpenSSH", "ssh -V"), ("certbot", "certbot --version"), ("sqlite3", "sqlite3 --version"))
+SOFTWARE_COMMAND = "; ".join(
+    [". /etc/os-release 2>/dev/null; echo \"os=${PRETTY_NAME:-unknown}\""]
+    + [f"echo \"{name}=$({command} 2>&1 | head -n 1)\"" for name, command in SOFTWARE])
+# the first version-like word after the program's name: nginx/1.26.3, Python 3.13.5, systemd 257 (257.9-1),
+# OpenSSH_10.0p2, certbot 4.0.0; sqlite3 prints its version first
+_VERSION = re.compile(r"(?:^|[\s/_])v?(\d+(?:\.\d+)*(?:p\d+)?)\b")
+
+
+@dataclass(frozen=True)
+class Software:
+    os: str
+    versions: dict[str, Optional[str]]   # by SOFTWARE name; None when the program is missing
+
+    def describe(self) -> str:
+        return f"{self.os}: " + ", ".join(f"{name} {version or 'missing'}" for name, version in self.versions.items())
+
+
+def parse_software(output: str) -> Software:
+    """From SOFTWARE_COMMAND: the OS's PRETTY_NAME and each program's version (None when it did not answer with
+    one, e.g. `command not found`)."""
+    values = parse_key_values(output)
+    versions = {}
+    for name, _ in SOFTWARE:
+        text = values.get(name, "")
+        match = None if "not found" in text else _VERSION.search(text)
+        versions[name] = match.group(1) if match else None
+    return Software(values.get("os") or "unknown", versions)
 
 
 # -- a backend instance ------------------------------------------------------------------------------------------

@@ -330,11 +330,14 @@ def test_layouts_as_they_come_requires_python_uvicorn_and_a_requirements_txt_at_
     original = pyproject.read_text()
     root = tmp_path / "root.yaml"
     root.write_text(box.conf.read_text().replace("qms:\n", "qms:\n  backend:\n    python_project: .\n"))
+    # one minor version above the server's own Python, whichever release the stand-in runs
+    major, minor = box.ssh("python3 -c 'import sys; print(*sys.version_info[:2])'").stdout.split()
+    newer = f"{major}.{int(minor) + 1}"
     try:
-        pyproject.write_text(original.replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"'))
-        box.publish("needs Python 3.12")
-        assert_one_line_error(box.fab("deploy"), "the project needs Python >=3.12", "the server's python3 is 3.11.",
-                              alone=False)
+        pyproject.write_text(original.replace('requires-python = ">=3.11"', f'requires-python = ">={newer}"'))
+        box.publish(f"needs Python {newer}")
+        assert_one_line_error(box.fab("deploy"), f"the project needs Python >={newer}",
+                              f"the server's python3 is {major}.{minor}.", alone=False)
         pyproject.write_text(original)
         (box.app / "requirements.txt").write_text("django>=5.2,<6\ndjango-cors-headers>=4\n")
         box.publish("requirements.txt at the root, without uvicorn")

@@ -54,7 +54,7 @@ def fails_then_fixed(site, check: str, saw: str, fix: str, *fixes) -> None:
 def test_a_healthy_deploy_is_all_ok(site):
     result = site.fab("doctor")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "all 41 checks ok" in result.stdout
+    assert "all 42 checks ok" in result.stdout
     code, found = doctor(site)
     assert code == 0 and {c["result"] for c in found.values()} <= {"ok", "warn"}
     # the backend listens on its release's socket, not a port: doctor checks nginx's ports only
@@ -67,6 +67,12 @@ def test_a_healthy_deploy_is_all_ok(site):
         found[f"{unit} exposure"]["saw"]
     assert found["ufw"]["saw"] == "not installed" and found["port 443 from here"]["result"] == "ok"
     assert found["certificate renewal timer"]["saw"] == "certbot.timer (apt) active"
+    # the OS and the versions, as the stand-in's own files and programs tell them
+    pretty = next(line.split("=", 1)[1].strip('"') for line in (site.root / "etc/os-release").read_text().splitlines()
+                  if line.startswith("PRETTY_NAME="))
+    nginx = site.ssh("/usr/sbin/nginx -v 2>&1").stdout.strip().rpartition("/")[2]
+    software = found["server software"]["saw"]
+    assert software.startswith(f"{pretty}: nginx {nginx}, python3 3.") and "missing" not in software, software
     # the example app reads every setting from the .env, and a stranger gets nothing
     for check in ("app DEBUG", "app SECRET_KEY", "app ALLOWED_HOSTS", "app CORS_ALLOWED_ORIGINS",
                   "app CSRF_TRUSTED_ORIGINS", "app STATIC_ROOT", "app DATABASE", "foreign Host header",

@@ -1,4 +1,5 @@
 """The foundation end to end on the stand-in: reaching it, host keys, --dry, the host layer's operations."""
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.standin
 def test_status_with_ssh_config_and_host_flags(standin):
     result = fab("-S", standin.ssh_config, "-H", standin.name, "status")
     assert result.returncode == 0, result.stderr
-    assert "Debian GNU/Linux 12" in result.stdout and "nginx" in result.stdout
+    pretty = next(line.split("=", 1)[1].strip('"') for line in
+                  (standin.root / "etc/os-release").read_text().splitlines() if line.startswith("PRETTY_NAME="))
+    assert pretty.startswith("Debian GNU/Linux 1") and pretty in result.stdout and "nginx" in result.stdout
 
 
 def test_status_takes_the_host_from_the_settings_file(standin):
@@ -173,6 +176,15 @@ def test_standin_up_twice_then_down_leaves_nothing(tmp_path):
     print(f"standin up --fresh from the cache: {time.monotonic() - started:.1f} s")
     again = standin_cmd("up", "--name", name)
     assert "already running" in again.stdout
+    # its changes lie over one release's image: the other release, or one that does not exist, is refused
+    release = os.environ.get("QMS_STANDIN_RELEASE") or "bookworm"
+    other = {"bookworm": "trixie", "trixie": "bookworm"}[release]
+    refused = standin_cmd("up", "--name", name, "--release", other, check=False)
+    assert refused.returncode == 1 and refused.stderr == (
+        f"standin: error: stand-in {name} was made from {release}, not {other}: add --fresh to remake it from "
+        f"{other} (or pass --release {release})\n")
+    unknown = standin_cmd("up", "--name", name, "--release", "sid", check=False)
+    assert unknown.returncode == 1 and "unknown release 'sid'" in unknown.stderr and "bookworm or trixie" in unknown.stderr
     assert standin_cmd("status", "--name", name).returncode == 0
     pid = int((STATE / name / "nspawn.pid").read_text())
     standin_cmd("down", "--name", name)

@@ -248,7 +248,9 @@ def test_an_ssh_session_killed_in_the_middle_of_an_upload_is_one_line_and_the_si
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: receiving(box), "the upload never started streaming", 300)
-        box.ssh("sudo pkill -KILL -f 'sshd: ubuntu@notty' || true", check=False)   # this ssh's own session too
+        # OpenSSH 10 names a session's process sshd-session (trixie), 9.x sshd (bookworm, Ubuntu 24.04); this ssh's
+        # own session goes too
+        box.ssh("sudo pkill -KILL -f 'sshd(-session)?: ubuntu@notty' || true", check=False)
         out_text, err_text = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

@@ -49,6 +49,58 @@ def test_installed_packages_from_dpkg_query():
         "'a b' 2>/dev/null")
 
 
+# SOFTWARE_COMMAND's output as recorded on the stand-in's two Debian releases (the images of 2026-12)
+BOOKWORM_SOFTWARE = """os=Debian GNU/Linux 12 (bookworm)
+nginx=nginx version: nginx/1.22.1
+python3=Python 3.11.2
+systemd=systemd 252 (252.39-1~deb12u2)
+OpenSSH=OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.20 7 Apr 2026
+certbot=certbot 2.1.0
+sqlite3=3.40.1 2022-12-28 14:03:47 df5c253c0b3dd24916e4ec7cf77d3db5294cc9fd45ae7b9c5e82ad8197f3alt1
+"""
+TRIXIE_SOFTWARE = """os=Debian GNU/Linux 13 (trixie)
+nginx=nginx version: nginx/1.26.3
+python3=Python 3.13.5
+systemd=systemd 257 (257.13-1~deb13u1)
+OpenSSH=OpenSSH_10.0p2 Debian-7+deb13u4, OpenSSL 3.5.9 29 Sep 2026
+certbot=certbot 4.0.0
+sqlite3=3.46.1 2024-08-13 09:16:08 c9c2ab54ba1f5f46360f1b4f35d849cd3f080e6fc2b6c60e91b16c63f69aalt1 (64-bit)
+"""
+
+
+@pytest.mark.parametrize("output, expected", [
+    (BOOKWORM_SOFTWARE, ("Debian GNU/Linux 12 (bookworm)", ["1.22.1", "3.11.2", "252", "9.2p1", "2.1.0", "3.40.1"])),
+    (TRIXIE_SOFTWARE, ("Debian GNU/Linux 13 (trixie)", ["1.26.3", "3.13.5", "257", "10.0p2", "4.0.0", "3.46.1"])),
+    # the real target, as Ubuntu 24.04 prints it
+    ("os=Ubuntu 24.04.1 LTS\nnginx=nginx version: nginx/1.24.0 (Ubuntu)\npython3=Python 3.12.3\n"
+     "systemd=systemd 255 (255.4-1ubuntu8.4)\nOpenSSH=OpenSSH_9.6p1 Ubuntu-3ubuntu13.5, OpenSSL 3.0.13 30 Jan 2024\n"
+     "certbot=certbot 2.9.0\nsqlite3=3.45.1 2024-01-30 16:01:20 e876e51a0ed5c5b3126f52e532044363a014bc594cfefa87ffb5b82257ccalt1 (64-bit)\n",
+     ("Ubuntu 24.04.1 LTS", ["1.24.0", "3.12.3", "255", "9.6p1", "2.9.0", "3.45.1"])),
+])
+def test_software_versions_of_each_release(output, expected):
+    found = facts.parse_software(output)
+    assert (found.os, list(found.versions.values())) == expected
+    assert list(found.versions) == ["nginx", "python3", "systemd", "OpenSSH", "certbot", "sqlite3"]
+
+
+def test_missing_programs_and_os_release():
+    # `line 1` in bash's complaint must not pass for version 1
+    output = ("os=\nnginx=nginx version: nginx/1.24.0 (Ubuntu)\ncertbot=bash: line 1: certbot: command not found\n"
+              "sqlite3=sudo: sqlite3: command not found\n")
+    found = facts.parse_software(output)
+    assert found.os == "unknown"
+    assert found.versions == {"nginx": "1.24.0", "python3": None, "systemd": None, "OpenSSH": None, "certbot": None,
+                              "sqlite3": None}
+    assert found.describe() == ("unknown: nginx 1.24.0, python3 missing, systemd missing, OpenSSH missing, "
+                                "certbot missing, sqlite3 missing")
+
+
+def test_software_command_asks_each_program():
+    for program in ("nginx -v", "python3 --version", "systemctl --version", "ssh -V", "certbot --version",
+                    "sqlite3 --version", "/etc/os-release"):
+        assert program in facts.SOFTWARE_COMMAND
+
+
 def test_a_backend_instances_state_in_one_round_trip():
     command = facts.instance_state_command("qms-backend@r1", "/run/qms-backend/r1.sock", "/api/health/")
     assert "systemctl is-active qms-backend@r1.service" in command
