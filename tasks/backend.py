@@ -17,6 +17,7 @@ from .core import checks
 from .core.checks import FAIL, WARN, Finding
 from .core.deploy_records import listed
 from .core.errors import UserError
+from . import service
 from .backups import create_backup
 from .core.runtime import host_of, settings_of
 
@@ -116,7 +117,7 @@ def deps(host, s, release: str) -> Optional[str]:
         raise UserError(f"[{host.name}] the project needs Python {project.requires} (requires-python in "
                         f"{directory}/pyproject.toml) and the server's python3 is {project.python}: install a Python "
                         "that fits on the server, or widen requires-python if the app runs on it")
-    served = host.probe(f"readlink {shlex.quote(plan.release_dir(s))}").stdout.strip().rsplit("/", 1)[-1]
+    served = service.served(host, s)
     if served and release not in (served, plan.CURRENT):
         reused = host.run(plan.reuse_venv_command(s, served, release), warn=True).stdout.strip()
         if reused == "reused":

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from invoke import Collection, task
 
-from . import backups, nginx, release, secrets_check
+from . import backups, nginx, release, secrets_check, service
 from .build import build_once
 from .chain import Run, run_chain
 from .preflight import local_commit, required_secrets
@@ -95,7 +95,7 @@ def deploy_host(c, s, push: bool, wait: float) -> None:
     required_secrets(s)
     sha = local_commit(s, push, c.config.run.dry)
     host = host_of(c, s)
-    if host.stat(f"{s.app_root}/.deploy") is None or not release.served(host, s):
+    if host.stat(f"{s.app_root}/.deploy") is None or not service.served(host, s):
         raise UserError(f"[{host.name}] {s.app_root} serves no release: run setup first")
     ship(host, s, sha, "deploy", wait, build=True)
 

@@ -9,7 +9,7 @@ import socket
 
 from invoke import Collection, task
 
-from . import backend, build, git, lock, perms, release, secrets_check, tls
+from . import backend, build, git, lock, perms, secrets_check, service, tls
 from .core import backend_plan as plan
 from .core import bundle, checks, facts
 from .core.browser_report import api_calls, no_api_note
@@ -31,7 +31,7 @@ def software_checks(host, s) -> list[Finding]:
 
 
 def backend_checks(host, s) -> list[Finding]:
-    served = release.served(host, s)
+    served = service.served(host, s)
     if not served:
         return [Finding("served release", FAIL, f"{plan.release_dir(s)} is missing: no release is served", "fab setup")]
     unit = plan.instance(s, served)
@@ -107,7 +107,7 @@ def django_checks(host, s) -> list[Finding]:
         deploy = host.probe(plan.manage_command(s, "check --deploy"), sudo=True)
         findings.append(checks.check_deploy_finding(deploy.stdout + deploy.stderr, deploy.failed))
     domain = s.domains[0] if s.domains else "localhost"
-    socket = plan.socket_path(s, release.served(host, s) or "none")
+    socket = plan.socket_path(s, service.served(host, s) or "none")
     outside = host.probe(checks.outside_probe_command(socket, domain, s.backend.api_prefix, health_url(s)), sudo=True)
     return findings + checks.outside_findings(facts.parse_key_values(outside.stdout))
 

@@ -54,12 +54,6 @@ def server_releases(host, s) -> dict:
     return answer
 
 
-def served(host, s) -> Optional[str]:
-    """The release `current` points at (what nginx and the backend serve), or None."""
-    target = host.probe(f"readlink {shlex.quote(plan.release_dir(s))}").stdout.strip()
-    return target.rstrip("/").rsplit("/", 1)[-1] or None
-
-
 def serving(host, s, sha: str) -> Optional[str]:
     """The served release when it already holds commit `sha` and the local export (then a deploy has nothing to
     ship), else None."""
@@ -187,7 +181,7 @@ def prune(host, s, protected: tuple = ()) -> list[str]:
 
 def server_state(host, s) -> dict:
     """What the server serves now: the release `current` points at, and its backend commit."""
-    rid = served(host, s)
+    rid = service.served(host, s)
     info = host.read(f"{s.app_root}/releases/{rid}/release.json") if rid else None
     try:
         commit = json.loads(info).get("commit", "") if info else ""
@@ -211,7 +205,7 @@ def retire_step(host, s, before: dict) -> Optional[str]:
     previous = before.get("release")
     if host.dry:
         return None
-    if previous and previous != served(host, s):
+    if previous and previous != service.served(host, s):
         service.stop(host, s, previous)
     pruned = prune(host, s, protected=(previous,))
     for rid in pruned:
@@ -245,7 +239,7 @@ def put_back(host, s, before: dict, new: Optional[str] = None) -> Optional[str]:
     """Serve `before`'s release again: started (no git, no uv, no network), checked on its own socket, switched to,
     and the release that replaced it (`new`, or the one served now) stopped. The database is left as it is.
     Returns what was put back."""
-    wanted, now = before.get("release"), served(host, s)
+    wanted, now = before.get("release"), service.served(host, s)
     if not wanted or wanted == now:
         if new and new != now:
             service.stop(host, s, new)

@@ -70,11 +70,18 @@ def service(c):
     return "systemd units" if changed else None
 
 
-def served_release(host, s) -> str:
+def served(host, s) -> Optional[str]:
+    """The release `current` points at (what nginx and the backend serve), or None."""
     target = host.probe(f"readlink {shlex.quote(plan.release_dir(s))}").stdout.strip()
-    if not target:
+    return target.rstrip("/").rsplit("/", 1)[-1] or None
+
+
+def served_release(host, s) -> str:
+    """The served release, or a one-line refusal when there is none yet."""
+    release = served(host, s)
+    if not release:
         raise UserError(f"[{host.name}] no release is served yet ({plan.release_dir(s)} is missing): run setup")
-    return target.rstrip("/").rsplit("/", 1)[-1]
+    return release
 
 
 def journal_tail(host, s, release: str = "*", lines: int = 50) -> str:

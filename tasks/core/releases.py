@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import posixpath
 import zlib
 from datetime import datetime
 from pathlib import Path
@@ -39,12 +38,6 @@ def manifest_digest(manifest: dict) -> str:
 def decode_manifest(row: dict) -> Optional[dict]:
     packed = row.get("manifest_gz")
     return json.loads(zlib.decompress(base64.b64decode(packed))) if packed else None
-
-
-def paths(app_root: str, frontend_dir: str, out: str) -> tuple[str, str]:
-    """(releases directory, served path) on the server."""
-    front = posixpath.join(app_root, frontend_dir)
-    return posixpath.join(front, "releases"), posixpath.join(front, out)
 
 
 def count(n: int, noun: str) -> str:
