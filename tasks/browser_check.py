@@ -17,7 +17,7 @@ from .core.browser_report import api_calls, no_api_note, origin, page_rows
 from .core.cdp import Browser, find_browser
 from .core.console import print_table
 from .core.errors import UserError
-from .core.nginx_site import certificate_command
+from .core.nginx_commands import certificate_command
 from .core.runtime import host_of, settings_of
 
 

@@ -4,14 +4,13 @@ the local repository's secrets. Each check says what it saw and what fixes it (g
 from __future__ import annotations
 
 import json
-import shlex
 import socket
 
 from invoke import Collection, task
 
 from . import backend, build, git, lock, perms, secrets_check, service, tls
 from .core import backend_plan as plan
-from .core import bundle, checks, facts
+from .core import bundle, checks, clone, facts, nginx_commands
 from .core.browser_report import api_calls, no_api_note
 from .core import deploy_records as records
 from .core.checks import FAIL, OK, WARN, Finding
@@ -70,8 +69,8 @@ def port_checks(host, s) -> list[Finding]:
 
 
 def nginx_checks(host, s) -> list[Finding]:
-    tested = host.probe("nginx -t 2>&1", sudo=True)
-    return [checks.parse_nginx_t(tested.stdout, tested.failed)]
+    tested = host.probe(nginx_commands.TEST_COMMAND, sudo=True)
+    return [checks.nginx_test_finding(nginx_commands.parse_test(tested.stdout, tested.failed))]
 
 
 def permission_checks(host, s) -> list[Finding]:
@@ -81,8 +80,8 @@ def permission_checks(host, s) -> list[Finding]:
         return [Finding("nginx can read the site", FAIL, f"{tree} leads to {real}, outside the releases",
                         "fab deploy (a whole release), or fab rollback")]
     if blocked:
-        mode = host.probe(f"stat -c %a -- {shlex.quote(blocked[0])}").stdout.strip()
-        return [checks.untraversable_finding(s.nginx.user, blocked[0], mode)]
+        found = host.stat(blocked[0])
+        return [checks.untraversable_finding(s.nginx.user, blocked[0], f"{found.mode:o}" if found else "?")]
     if wrong:
         return [Finding("nginx can read the site", FAIL, f"{len(wrong)} entries with other modes than 755/644, e.g. "
                                                          f"{wrong[0][2:]}", "fab fix-perms")]
@@ -94,7 +93,8 @@ def permission_checks(host, s) -> list[Finding]:
 
 def env_checks(host, s) -> list[Finding]:
     path = plan.env_file(s)
-    mode = host.probe(f"stat -c %a {shlex.quote(path)}", sudo=True).stdout.strip() or None
+    found = host.stat(path)
+    mode = f"{found.mode:o}" if found else None
     text = host.read(path)
     values = plan.parse_env(text.decode(errors="replace")) if text is not None else None
     return checks.env_findings(mode, values, list(s.domains))
@@ -153,10 +153,10 @@ def certificate_checks(host, s) -> list[Finding]:
 
 
 def deploy_checks(host, s) -> list[Finding]:
-    status = host.probe(git.git(s, "--no-optional-locks status --porcelain --untracked-files=normal")).stdout
-    tip = (host.probe(git.git(s, f"ls-remote origin {shlex.quote('refs/heads/' + s.branch)}")).stdout.split()
-           or [""])[0]
-    findings = [checks.git_finding(status, git.head(host, s), tip, s.branch)]
+    found = clone.parse_status(host.probe(clone.status_command(s.app_root)).stdout, clone.generated_patterns(s),
+                               clone.database_path(s))
+    tip = clone.parse_commit(host.probe(clone.ls_remote_command(s.app_root, "refs/heads/" + s.branch)).stdout)
+    findings = [checks.git_finding(found.edits, git.head(host, s), tip, s.branch)]
     held = lock.status(host, s)
     if held.get("alive"):
         findings.append(Finding("deploy lock", WARN, f"held by {records.describe_owner(held['owner'])}",

@@ -5,34 +5,26 @@ prefix shadowing a page; section 11: the template owns the TLS blocks, certbot n
 the test fails, reloads, and checks that nginx really runs the new configuration: new worker processes, and the
 site answering for its domain.
 """
-import posixpath
 import secrets
-import shlex
 import time
 
 from invoke import Collection, task
 
-from .core import bundle, nginx_site
+from .core import bundle
+from .core import nginx_commands as cmd
 from .core.errors import UserError
-from .core.nginx_site import (nginx_binary, nginx_test, lint, parse_nginx_version, render_site,
-                              route_collisions)
+from .core.nginx_site import nginx_binary, nginx_test, lint, render_site, route_collisions
 from .core.runtime import host_of, settings_of
 from .smoke import smoke_check
 
-NGINX_PROBLEM = ("[warn]", "[emerg]", "[crit]", "[alert]")
-
-
-def site_paths(s) -> tuple[str, str]:
-    return f"/etc/nginx/sites-available/{s.nginx.site}", f"/etc/nginx/sites-enabled/{s.nginx.site}"
-
 
 def has_certificate(host, s) -> bool:
-    return host.probe(nginx_site.certificate_command(s), sudo=True).ok
+    return host.probe(cmd.certificate_command(s), sudo=True).ok
 
 
 def rendered_for(host, s) -> str:
     """The site as this server needs it: its nginx version, TLS only once the certificate is there."""
-    version = parse_nginx_version(host.probe("nginx -v 2>&1", sudo=True).stdout)
+    version = cmd.parse_version(host.probe(cmd.VERSION_COMMAND, sudo=True).stdout)
     if version is None:
         raise UserError(f"[{host.name}] nginx is not installed: run setup (or apt-get install nginx)")
     text = render_site(s, has_certificate(host, s), version)
@@ -44,24 +36,23 @@ def rendered_for(host, s) -> str:
 
 def install_site(host, s, text: str, force: bool = False) -> bool:
     """Install `text` as the site, test it, roll back on failure, reload and confirm. Returns whether it changed."""
-    path, enabled = site_paths(s)
+    path, enabled = cmd.site_paths(s.nginx.site)
     host.ensure_dir(s.nginx.acme_root, 0o755, "root")
     old = host.read(path)
-    linked = host.probe(f"readlink {shlex.quote(enabled)}").stdout.strip() == path
+    linked = cmd.parse_link(host.probe(cmd.link_command(enabled)).stdout, path)
     if old == text.encode() and linked and not force:
         host.report(path, False, "the server's file is the rendered one")
         return False
     host.put(path, text, 0o644, "root", show_diff=True)
     if not linked:
-        host.sudo(f"ln -sfn {shlex.quote(path)} {shlex.quote(enabled)}")
+        host.sudo(cmd.enable_command(path, enabled))
     if host.dry:
         return True
-    test = host.probe("nginx -t 2>&1", sudo=True)
-    if test.failed or any(tag in test.stdout for tag in NGINX_PROBLEM):
+    test = host.probe(cmd.TEST_COMMAND, sudo=True)
+    problem = cmd.parse_test(test.stdout, test.failed)
+    if problem:
         restore(host, path, enabled, old, linked)
-        reason = next((line for line in test.stdout.splitlines() if any(t in line for t in NGINX_PROBLEM)),
-                      test.stdout.strip().splitlines()[-1] if test.stdout.strip() else "no output")
-        raise UserError(f"[{host.name}] nginx -t rejected the new site ({reason.strip()}); the previous file is "
+        raise UserError(f"[{host.name}] nginx -t rejected the new site ({problem}); the previous file is "
                         "back and nginx keeps serving it")
     reload_and_confirm(host, s)
     return True
@@ -69,22 +60,21 @@ def install_site(host, s, text: str, force: bool = False) -> bool:
 
 def restore(host, path: str, enabled: str, old, was_linked: bool) -> None:
     if old is None:
-        host.sudo(f"rm -f -- {shlex.quote(path)} {shlex.quote(enabled)}")
+        host.sudo(cmd.remove_command(path, enabled))
         return
     host.put(path, old, 0o644, "root", show_diff=False)
     if not was_linked:
-        host.sudo(f"rm -f -- {shlex.quote(enabled)}")
+        host.sudo(cmd.remove_command(enabled))
 
 
-def nginx_workers(host) -> set[str]:
-    return set(host.probe("pgrep -P \"$(cat /run/nginx.pid 2>/dev/null || echo 0)\" 2>/dev/null", sudo=True)
-               .stdout.split())
+def nginx_workers(host) -> frozenset[str]:
+    return cmd.parse_workers(host.probe(cmd.WORKERS_COMMAND, sudo=True).stdout)
 
 
 def reload_and_confirm(host, s, timeout: float = 10.0) -> None:
     """Reload (start when stopped) and prove it took: a reload nginx cannot apply keeps the old workers."""
     before = nginx_workers(host)
-    host.sudo("systemctl reload nginx" if before else "systemctl start nginx")
+    host.sudo(cmd.reload_command(running=bool(before)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = nginx_workers(host)
@@ -92,8 +82,8 @@ def reload_and_confirm(host, s, timeout: float = 10.0) -> None:
             break
         time.sleep(0.2)
     else:
-        tail = host.probe("tail -n 3 /var/log/nginx/error.log", sudo=True).stdout.strip().splitlines()
-        raise UserError(f"[{host.name}] nginx did not load the new configuration: {tail[-1] if tail else 'no log'}")
+        tail = cmd.parse_error_tail(host.probe(cmd.ERROR_TAIL_COMMAND, sudo=True).stdout)
+        raise UserError(f"[{host.name}] nginx did not load the new configuration: {tail}")
     confirm_site_answers(host, s)
 
 
@@ -101,19 +91,15 @@ def answers_challenge(host, s, domain: str, through_dns: bool = False, tries: in
     """Whether a one-off file put in the ACME webroot comes back for `domain`: from nginx on 127.0.0.1 (the site is
     loaded), or through DNS and the network as Let's Encrypt will fetch it (the domain reaches this server)."""
     token = f"qms-probe-{secrets.token_hex(8)}"
-    probe = posixpath.join(s.nginx.acme_root, ".well-known", "acme-challenge", token)
-    path = f"/.well-known/acme-challenge/{token}"
-    fetch = (f"curl -s --max-time 10 http://{domain}{path}" if through_dns
-             else f"curl -s --noproxy '*' -H 'Host: {domain}' http://127.0.0.1{path}")
-    host.sudo(f"install -d -m 0755 {shlex.quote(posixpath.dirname(probe))} && echo {token} > {shlex.quote(probe)}")
+    host.sudo(cmd.put_challenge_command(s.nginx.acme_root, token))
     try:
         for _ in range(tries):
-            if host.probe(fetch).stdout.strip() == token:
+            if cmd.parse_challenge(host.probe(cmd.fetch_challenge_command(domain, token, through_dns)).stdout, token):
                 return True
             time.sleep(0.2)
         return False
     finally:
-        host.sudo(f"rm -f -- {shlex.quote(probe)}")
+        host.sudo(cmd.remove_challenge_command(s.nginx.acme_root, token))
 
 
 def confirm_site_answers(host, s) -> None:

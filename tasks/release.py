@@ -24,12 +24,11 @@ from rich.table import Table
 
 from . import remote
 from .core import backend_plan as plan
-from .core import bundle, releases
+from .core import bundle, clone, releases
 from .core.console import print_table
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from . import backend, envfile, service
-from .git import git
 from .git import pull as git_pull
 from .smoke import smoke_check
 
@@ -75,15 +74,14 @@ def new_release(host, s, rid: str, sha: str) -> Optional[str]:
     if left:
         host.say(f"removed unfinished release(s) a failed or killed run left: {', '.join(left)}")
     directory = plan.release_dir(s, rid)
-    paths = " ".join(shlex.quote(p) for p in plan.code_paths(s))
-    made = host.run(f"mkdir -m 755 {shlex.quote(directory)} && " + git(s, f"archive --format=tar {sha} -- {paths}")
-                    + f" | tar -x -C {shlex.quote(directory)}", warn=True)
+    made = host.run(f"mkdir -m 755 {shlex.quote(directory)} && "
+                    + clone.archive_command(s.app_root, sha, plan.code_paths(s), directory), warn=True)
     if made is None:
         host.say(f"would make release {rid} from commit {sha[:7]}")
         return None
     if made.failed:
         raise UserError(f"[{host.name}] cannot make release {rid} from commit {sha[:7]}: "
-                        f"{(made.stderr.strip().splitlines() or ['no output'])[-1]}")
+                        f"{clone.last_error(made.stderr)}")
     return f"release {rid} ({sha[:7]})"
 
 

@@ -5,51 +5,33 @@ certbot only answers the HTTP-01 challenge from a webroot (`certonly --webroot`)
 the template owns the TLS server block and renders it once the certificate exists. Renewals run certbot's own
 timer; a deploy hook tests and reloads nginx so that a renewed certificate is actually served.
 """
-import shlex
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 from invoke import Collection, task
 
+from .core import nginx_commands as cmd
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
-from .core.nginx_site import certificate_path
 from .nginx import install_site, rendered_for
 
 DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/qms-nginx-reload.sh"
-HOOK_SCRIPT = "#!/bin/sh\n# Installed by qms-deploy: serve a renewed certificate, but never reload a broken config.\n" \
-              "nginx -t -q && systemctl reload nginx\n"
+HOOK_SCRIPT = ("#!/bin/sh\n# Installed by qms-deploy: serve a renewed certificate, but never reload a broken config.\n"
+               f"{cmd.RENEW_HOOK}\n")
 
 
-def server_flag(s) -> str:
-    return f" --server {shlex.quote(s.tls.acme_server)}" if s.tls.acme_server else ""
-
-
-def certificate_facts(host, s) -> tuple[set, datetime] | None:
+def certificate_facts(host, s) -> tuple[frozenset, datetime] | None:
     """(names, notAfter) of the live certificate, or None."""
-    result = host.probe(f"openssl x509 -in {shlex.quote(certificate_path(s))} -noout -enddate -ext subjectAltName",
-                        sudo=True)
-    if result.failed:
-        return None
-    lines = result.stdout.splitlines()
-    end = next(line.split("=", 1)[1] for line in lines if line.startswith("notAfter="))
-    names = {part.strip()[4:] for line in lines for part in line.split(",") if part.strip().startswith("DNS:")}
-    return names, parsedate_to_datetime(end.replace("GMT", "+0000")) if "GMT" in end else datetime.strptime(
-        end, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+    return cmd.parse_certificate_facts(host.probe(cmd.certificate_facts_command(s), sudo=True).stdout)
 
 
 def days_left(not_after: datetime) -> int:
     return (not_after - datetime.now(timezone.utc)).days
 
 
-def served_fingerprint(host, domain: str) -> str:
-    return host.probe(f"echo | openssl s_client -connect 127.0.0.1:443 -servername {shlex.quote(domain)} 2>/dev/null "
-                      "| openssl x509 -noout -fingerprint -sha256").stdout.strip()
-
-
-def file_fingerprint(host, s) -> str:
-    return host.probe(f"openssl x509 -in {shlex.quote(certificate_path(s))} -noout -fingerprint -sha256",
-                      sudo=True).stdout.strip()
+def serves_file_certificate(host, s) -> bool:
+    """Whether nginx serves the certificate on disk (not an older one it loaded before a renewal)."""
+    served = host.probe(cmd.served_fingerprint_command(s.domains[0])).stdout.strip()
+    return served != "" and served == host.probe(cmd.file_fingerprint_command(s), sudo=True).stdout.strip()
 
 
 def check_certificate(host, s) -> None:
@@ -62,13 +44,11 @@ def check_certificate(host, s) -> None:
     missing = set(s.domains) - names
     if missing:
         raise UserError(f"[{host.name}] the certificate does not cover {', '.join(sorted(missing))}: run tls")
-    if served_fingerprint(host, s.domains[0]) != file_fingerprint(host, s):
+    if not serves_file_certificate(host, s):
         raise UserError(f"[{host.name}] nginx serves another certificate than the one on disk: run nginx-reload")
-    renew = host.probe(f"certbot renew --dry-run --no-random-sleep-on-renew --cert-name {shlex.quote(s.domains[0])}"
-                       f"{server_flag(s)} 2>&1", sudo=True)
+    renew = host.probe(cmd.renew_dry_run_command(s), sudo=True)
     if renew.failed:
-        tail = [line for line in renew.stdout.splitlines() if line.strip()][-1:] or ["no output"]
-        raise UserError(f"[{host.name}] certbot renew --dry-run failed: {tail[0]}")
+        raise UserError(f"[{host.name}] certbot renew --dry-run failed: {cmd.parse_last_line(renew.stdout)}")
     host.say("certbot renew --dry-run: ok")
     if left < s.tls.renew_before_days:
         raise UserError(f"[{host.name}] the certificate expires in {left} days (renewal should have happened at "
@@ -102,16 +82,13 @@ def obtain(host, s):
     if facts and set(domains) <= facts[0] and days_left(facts[1]) >= s.tls.renew_before_days:
         host.report(f"certificate for {', '.join(domains)}", False, f"{days_left(facts[1])} days left")
     else:
-        names = " ".join(f"-d {shlex.quote(d)}" for d in domains)
-        host.sudo(f"certbot certonly --webroot -w {shlex.quote(s.nginx.acme_root)} --cert-name {shlex.quote(domains[0])}"
-                  f" {names} --email {shlex.quote(email)} --agree-tos --non-interactive --no-random-sleep-on-renew "
-                  f"--keep-until-expiring --expand{server_flag(s)}", timeout=300)
+        host.sudo(cmd.certonly_command(s, email), timeout=300)
         host.report(f"certificate for {', '.join(domains)}", True, "certbot certonly --webroot")
         issued = True
     if host.dry:
         return None
     site_changed = install_site(host, s, rendered_for(host, s))   # now with the TLS block and the redirect
-    if served_fingerprint(host, domains[0]) != file_fingerprint(host, s):
+    if not serves_file_certificate(host, s):
         raise UserError(f"[{host.name}] nginx does not serve the new certificate: run nginx-reload --force")
     host.say(f"https://{domains[0]}/ is served with the certificate")
     return "certificate issued" if issued else "HTTPS site" if site_changed else None

@@ -259,12 +259,10 @@ def reach_findings(address: str, answers: dict[int, str], listeners: dict[int, s
 
 
 # -- nginx -t --------------------------------------------------------------------------------------------------
-def parse_nginx_t(output: str, failed: bool) -> Finding:
-    """`nginx -t 2>&1`: warnings count as failures (guide section 3: a warning hid a broken directive)."""
-    problems = [line.split("] ", 1)[-1].strip() for line in output.splitlines()
-                if re.search(r"\[(emerg|alert|crit|warn)\]", line)]
-    if failed or problems:
-        return Finding("nginx -t", FAIL, problems[0] if problems else (output.strip().splitlines() or ["failed"])[-1],
+def nginx_test_finding(problem: Optional[str]) -> Finding:
+    """nginx_commands.parse_test's answer as doctor's row."""
+    if problem:
+        return Finding("nginx -t", FAIL, problem,
                        "fab nginx-reload (installs the rendered, tested site; fab nginx-lint shows why)")
     return Finding("nginx -t", OK, "syntax ok, no warnings")
 
@@ -540,8 +538,8 @@ def certificate_finding(days: Optional[int], covers: bool, renew_before: int) ->
 
 
 # -- git and deploys -------------------------------------------------------------------------------------------
-def git_finding(status: str, head: str, remote_tip: str, branch: str) -> Finding:
-    dirty = [line[3:] for line in status.splitlines() if line.strip()]
+def git_finding(dirty: list[str], head: str, remote_tip: str, branch: str) -> Finding:
+    """The clone's edits (clone.parse_status: what the server generates is not one), commit and the remote's tip."""
     if dirty:
         return Finding("server git", FAIL, f"local edits: {', '.join(dirty[:3])}",
                        "put them in the repository, then git stash -u on the server")

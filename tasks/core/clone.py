@@ -1,10 +1,100 @@
-"""The server's git clone as a fact: `git status` parsed into the edits that block a pull, the files the server
-itself generates there, and the live database when git tracks it. Pure: tests feed recorded output."""
+"""The server's git clone, as data: the git commands that read and move it, and pure parsers of their output
+(`git status` sorted into the edits that block a pull, the files the server itself generates there, and the live
+database when git tracks it). tasks/git.py decides; tests feed recorded output.
+
+Every ref and commit reaches git quoted and after `--end-of-options` (or as an argument git never reads as an
+option), so a ref or a commit read from the server's history cannot become an option."""
 from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
+import shlex
 from dataclasses import dataclass, field
+from typing import Optional
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def git(root: str, args: str) -> str:
+    """The one way the tool runs git on the server: in the clone at `root`."""
+    return f"git -C {shlex.quote(root)} {args}"
+
+
+def is_clone_command(root: str) -> str:
+    return f"test -d {shlex.quote(posixpath.join(root, '.git'))}"
+
+
+def init_command(root: str, branch: str, repo: str) -> str:
+    return (git(root, f"init -q -b {shlex.quote(branch)}") + " && "
+            + git(root, f"remote add origin -- {shlex.quote(repo)}"))
+
+
+def origin_command(root: str) -> str:
+    return git(root, "remote get-url origin")
+
+
+def set_origin_command(root: str, repo: str) -> str:
+    return git(root, f"remote set-url origin -- {shlex.quote(repo)}")
+
+
+def status_command(root: str) -> str:
+    # --no-optional-locks: status would otherwise rewrite the index, and a dry run must change nothing
+    return git(root, "--no-optional-locks status --porcelain --untracked-files=normal")
+
+
+def head_command(root: str) -> str:
+    return git(root, "rev-parse -q --verify HEAD")
+
+
+def resolve_command(root: str, rev: str) -> str:
+    """The full commit `rev` names (FETCH_HEAD, a branch, a short sha)."""
+    return git(root, f"rev-parse -q --verify --end-of-options {shlex.quote(rev + '^{commit}')}")
+
+
+def parse_commit(output: str) -> str:
+    """A full sha from rev-parse or ls-remote output; '' when there is none (no commits, unknown ref)."""
+    first = output.split()[:1]
+    return first[0] if first and _SHA.match(first[0]) else ""
+
+
+def ls_remote_command(root: str, ref: str) -> str:
+    return git(root, f"ls-remote origin -- {shlex.quote(ref)}")
+
+
+def fetch_command(root: str, ref: str) -> str:
+    return git(root, f"fetch -q --end-of-options origin {shlex.quote(ref)}")
+
+
+def is_ancestor_command(root: str, older: str, newer: str) -> str:
+    """Succeeds when `newer` contains `older` (a fast-forward from it)."""
+    return git(root, f"merge-base --is-ancestor --end-of-options {shlex.quote(older)} {shlex.quote(newer)}")
+
+
+def put_back_command(root: str, paths: list[str]) -> str:
+    return git(root, "checkout -q -- " + " ".join(map(shlex.quote, paths)))
+
+
+def move_command(root: str, previous: str, new: str, branch: str) -> str:
+    """Fast-forward to `new`; the first time, the branch is made at it."""
+    if previous:
+        return git(root, f"merge -q --ff-only {shlex.quote(new)}")
+    return git(root, f"checkout -q -B {shlex.quote(branch)} {shlex.quote(new)}")
+
+
+def count_command(root: str, previous: str, new: str) -> str:
+    return git(root, f"rev-list --count {shlex.quote(previous + '..' + new)}")
+
+
+def archive_command(root: str, sha: str, paths: list[str], into: str) -> str:
+    """The files of `paths` at commit `sha`, unpacked into `into` (git archive: no .git, nothing generated)."""
+    return (git(root, f"archive --format=tar {shlex.quote(sha)} -- " + " ".join(map(shlex.quote, paths)))
+            + f" | tar -x -C {shlex.quote(into)}")
+
+
+def last_error(stderr: str) -> str:
+    return (stderr.strip().splitlines() or ["no output"])[-1]
+
 
 
 def generated_patterns(s) -> list[str]:

@@ -6,7 +6,6 @@ one (the real nginx, when installed), on a throwaway copy.
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -88,19 +87,8 @@ def certificate_path(s: Settings) -> str:
     return f"/etc/letsencrypt/live/{s.domains[0]}/fullchain.pem" if s.domains else ""
 
 
-def certificate_command(s: Settings) -> str:
-    """Succeeds when the certificate the TLS block needs is there (as root: /etc/letsencrypt/live is 0700)."""
-    return f"test -s {shlex.quote(certificate_path(s))}" if s.domains else "false"
-
-
 def render_site(s: Settings, tls: bool, nginx_version: tuple[int, ...] = DEFAULT_NGINX_VERSION) -> str:
     return render(site_context(s, tls, nginx_version))
-
-
-def parse_nginx_version(output: str) -> Optional[tuple[int, ...]]:
-    """`nginx -v` prints `nginx version: nginx/1.22.1` (on stderr); None when the output has no version."""
-    match = re.search(r"nginx/(\d+(?:\.\d+)*)", output)
-    return tuple(int(part) for part in match.group(1).split(".")) if match else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -45,18 +45,6 @@ def test_the_unit_healthy_waiting_on_its_socket_failing_and_the_203_exec_case():
     assert found["qms-backend service"].result == FAIL
 
 
-def test_nginx_t_warnings_fail_too():
-    ok = ("nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
-          "nginx: configuration file /etc/nginx/nginx.conf test is successful\n")
-    assert checks.parse_nginx_t(ok, failed=False).result == OK
-    warned = 'nginx: [warn] duplicate MIME type "text/html" in /etc/nginx/sites-enabled/qms:31\n' + ok
-    finding = checks.parse_nginx_t(warned, failed=False)
-    assert finding.result == FAIL and finding.saw.startswith('duplicate MIME type "text/html"')
-    emerg = ('nginx: [emerg] "limit_req_zone" directive is not allowed here in /etc/nginx/sites-enabled/qms:12\n'
-             "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
-    assert '"limit_req_zone" directive is not allowed here' in checks.parse_nginx_t(emerg, failed=True).saw
-
-
 def test_env_mode_keys_and_origins_values_never_shown():
     values = {"SECRET_KEY": "s3cret-value", "ALLOWED_HOSTS": "qms.test", "CORS_ALLOWED_ORIGINS": "https://www.qms.test",
               "CSRF_TRUSTED_ORIGINS": "https://qms.test,https://www.qms.test", "DATABASE_PATH": "/x/db.sqlite3"}
@@ -103,9 +91,9 @@ def test_certificate_days_expiry_and_coverage():
 
 
 def test_server_git_state():
-    assert checks.git_finding(" M backend/x.py\n", "a" * 40, "a" * 40, "main").result == FAIL
-    assert checks.git_finding("", "a" * 40, "b" * 40, "main").saw == "at aaaaaaa, main is at bbbbbbb"
-    assert checks.git_finding("", "a" * 40, "a" * 40, "main").result == OK
+    assert checks.git_finding(["backend/x.py"], "a" * 40, "a" * 40, "main").result == FAIL
+    assert checks.git_finding([], "a" * 40, "b" * 40, "main").saw == "at aaaaaaa, main is at bbbbbbb"
+    assert checks.git_finding([], "a" * 40, "a" * 40, "main").result == OK
     assert checks.worst([checks.Finding("x", OK, ""), checks.Finding("y", WARN, "")]) == WARN
 
 

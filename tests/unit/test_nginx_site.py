@@ -3,7 +3,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from tasks.core.errors import UserError
-from tasks.core.nginx_site import (Finding, lint, nginx_binary, nginx_test, parse, parse_nginx_version, render,
+from tasks.core.nginx_site import (Finding, lint, nginx_binary, nginx_test, parse, render,
                                    render_site, route_collisions, site_context)
 from tasks.core.settings import defaults, resolve
 
@@ -268,8 +268,3 @@ def test_a_page_at_the_prefix_itself_is_shadowed_too():
     # proxy_pass in `location /api/` answers /api with a redirect to /api/
     (finding,) = route_collisions(["/api/"], ["api.html", "apis.html", "_next/static/api/x.js"])
     assert "the page /api (api.html)" in finding.message
-
-
-def test_nginx_version_from_nginx_v():
-    assert parse_nginx_version("nginx version: nginx/1.22.1\n") == (1, 22, 1)
-    assert parse_nginx_version("command not found") is None
