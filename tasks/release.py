@@ -25,6 +25,7 @@ from rich.table import Table
 from . import remote
 from .core import backend_plan as plan
 from .core import bundle, clone, releases
+from .core import deploy_records as records
 from .core.console import print_table
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
@@ -198,19 +199,26 @@ def switch_step(host, s, rid: str) -> Optional[str]:
     return f"{previous or 'nothing'} -> {rid}"
 
 
+def standby(host, s) -> Optional[str]:
+    """The release whose backend stays warm beside the served one (qms.backend.standby): where a plain rollback
+    goes."""
+    return records.release_before(server_releases(host, s)["releases"]) if s.backend.standby else None
+
+
 def retire_step(host, s, before: dict) -> Optional[str]:
-    """After the new release passed the smoke checks: stop the one it replaced (kept for rollback) and prune."""
-    previous = before.get("release")
+    """After the new release passed the smoke checks: prune old releases, and stop every backend instance but the
+    served one and the standby. Decided from what runs, so what a killed run left running stops too."""
     if host.dry:
         return None
-    if previous and previous != service.served(host, s):
-        service.stop(host, s, previous)
-    pruned = prune(host, s, protected=(previous,))
-    for rid in pruned:
-        service.stop(host, s, rid)
+    pruned = prune(host, s, protected=(before.get("release"),))
     if pruned:
         host.say(f"pruned release(s) {', '.join(pruned)} (qms.keep_releases: {s.keep_releases})")
-    return f"stopped {previous}" if previous else None
+    served, warm = service.served(host, s), standby(host, s)
+    stopped = sorted(rid for rid in service.instances(host, s) if rid not in (served, warm))
+    service.stop(host, s, *stopped)
+    if warm:
+        host.say(f"release {warm}'s backend stays warm for a rollback (qms.backend.standby)")
+    return f"stopped {', '.join(stopped)}" if stopped else None
 
 
 def release_steps(host, s, sha: str, rid: str, run, already: Optional[str]):
@@ -245,7 +253,10 @@ def put_back(host, s, before: dict, new: Optional[str] = None) -> Optional[str]:
     if host.dry:
         host.say(f"would start release {wanted}, switch to it and stop {now}")
         return None
-    service.start(host, s, wanted)
+    if service.is_warm(host, s, wanted):
+        host.say(f"release {wanted}'s backend is running and healthy: switching to it")
+    else:
+        service.start(host, s, wanted)
     switch(host, s, wanted)
     if now:
         service.stop(host, s, now)

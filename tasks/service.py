@@ -148,11 +148,22 @@ def start(host, s, release: str) -> Optional[str]:
     return f"started {plan.instance(s, release)}"
 
 
-def stop(host, s, release: Optional[str]) -> None:
-    """Stop and disable a release's instance (after the switch away from it: requests in flight finish)."""
-    if release:
-        unit = shlex.quote(plan.instance(s, release))
-        host.sudo(f"systemctl disable -q --now {unit}.service {unit}.socket", warn=True)
+def instances(host, s) -> dict[str, str]:
+    """The loaded backend instances: release id -> active state."""
+    return facts.parse_instances(host.probe(facts.instances_command(s.backend.unit)).stdout, s.backend.unit)
+
+
+def is_warm(host, s, release: str) -> bool:
+    """Running and answering its health check: a rollback to it needs no start."""
+    now = state(host, s, release)
+    return now.active == "active" and bool(now.workers) and now.health == "200"
+
+
+def stop(host, s, *releases: Optional[str]) -> None:
+    """Stop and disable releases' instances (after the switch away from them: requests in flight finish)."""
+    units = [shlex.quote(f"{plan.instance(s, rid)}.{kind}") for rid in releases if rid for kind in ("service", "socket")]
+    if units:
+        host.sudo(f"systemctl disable -q --now {' '.join(units)}", warn=True)
 
 
 @task(help={"mode": "reload (workers replaced one by one: code or settings of the app changed) or restart"})

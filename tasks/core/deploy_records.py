@@ -69,6 +69,14 @@ def parse_history(text: str) -> list[dict]:
     return entries
 
 
+def release_before(rows: list[dict]) -> Optional[str]:
+    """The release sealed before the served one (`rows` oldest first): where a plain rollback goes."""
+    ids = [r["id"] for r in rows]
+    served = next((r["id"] for r in rows if r.get("current")), None)
+    earlier = ids[:ids.index(served)] if served in ids else ids
+    return earlier[-1] if earlier else None
+
+
 def rollback_target(rows: list[dict], to: Optional[str], entries: list[dict]) -> str:
     """The release to serve again, decided from the releases on the server (`rows`, oldest first, the served one
     marked current), never from what the history says the last run changed: `to` (a release id, or the id of a run
@@ -83,11 +91,10 @@ def rollback_target(rows: list[dict], to: Optional[str], entries: list[dict]) ->
             raise UserError(f"{to} is neither a release on the server nor a run that left one served (older releases "
                             "are pruned): `releases` lists them")
     else:
-        earlier = ids[:ids.index(served)] if served in ids else ids
-        if not earlier:
+        target = release_before(rows)
+        if not target:
             raise UserError("the server keeps no release older than the served one: nothing to roll back to "
                             "(`releases` lists them)")
-        target = earlier[-1]
     if target == served:
         raise UserError(f"{target} is what the server serves now: nothing to roll back")
     return target

@@ -244,3 +244,18 @@ def parse_instance_state(output: str) -> InstanceState:
     health = found.get("health", "")
     return InstanceState(found.get("active", "unknown"), frozenset(found.get("workers", "").split()),
                          "" if health in ("", "000") else health)
+
+
+def instances_command(unit: str) -> str:
+    """Every loaded instance of the backend's template, running or not (one line each)."""
+    return f"systemctl list-units --all --plain --no-legend --type=service {shlex.quote(unit + '@*.service')}"
+
+
+def parse_instances(output: str, unit: str) -> dict[str, str]:
+    """release id -> ACTIVE state (active, activating, failed, inactive, ...) from `systemctl list-units`."""
+    found = {}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0].startswith(unit + "@") and words[0].endswith(".service"):
+            found[words[0][len(unit) + 1:-len(".service")]] = words[2]
+    return found

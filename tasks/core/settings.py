@@ -155,6 +155,10 @@ SCHEMA: dict = {
         "static_dir": Field("staticfiles", relative_path, "Django's STATIC_ROOT inside backend.dir of each release (collectstatic)"),
         "database": Field("db.sqlite3", relative_path, "the SQLite file's path in the repository, inside backend.dir; on the server it lives in "
                       "<app_root>/shared/db/ under its own name (DATABASE_PATH)"),
+        "standby": Field(True, _expect(lambda v: isinstance(v, bool), "true or false"),
+                         "keep the backend of the release a plain `rollback` returns to running (on its own socket, "
+                         "no traffic), so that rollback switches at once; costs that backend's memory "
+                         "(bench/README.md)"),
         "workers": Field(2, integer(2, 16), "uvicorn workers (2 or more: SIGHUP then restarts them one by one)"),
         "memory_max": Field("400M", _expect(lambda v: isinstance(v, str) and re.fullmatch(r"\d+[KMG]", v) is not None,
                                             "a size such as 400M"), "systemd MemoryMax of the backend (1 GB box)"),

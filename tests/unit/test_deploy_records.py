@@ -75,3 +75,9 @@ def test_summary_and_long_lists_stay_one_line():
                                            ["restart", "31.0 s", "FAILED: not healthy"]]
     assert records.listed(["a", "b"], "keys") == "keys: a, b"
     assert records.listed(list("abcde"), "keys") == "5 keys (a ... e)"
+
+
+def test_the_standby_is_where_a_plain_rollback_goes():
+    assert records.release_before(rows("r1", "r2", "r3", served="r3")) == "r2"
+    assert records.release_before(rows("r1", "r2", "r3", served="r2")) == "r1"
+    assert records.release_before(rows("r1", served="r1")) is None        # the first release has none

@@ -112,3 +112,14 @@ def test_a_backend_instances_state_in_one_round_trip():
     starting = facts.parse_instance_state("active=activating\nworkers=\nhealth=000\n")
     assert starting.active == "activating" and not starting.workers and starting.health == ""
     assert facts.parse_instance_state("").active == "unknown"
+
+
+def test_backend_instances_from_list_units():
+    recorded = ("qms-backend@20261202-011228-9094467.service loaded active   running QMS backend (release 2026...)\n"
+                "qms-backend@20261202-012301-1a2b3c4.service loaded failed   failed  QMS backend (release 2026...)\n"
+                "qms-backend@20261201-230000-0000000.service loaded inactive dead    QMS backend (release 2026...)\n"
+                "qms-backendx@other.service                 loaded active   running not ours\n")
+    assert facts.parse_instances(recorded, "qms-backend") == {"20261202-011228-9094467": "active",
+                                                              "20261202-012301-1a2b3c4": "failed",
+                                                              "20261201-230000-0000000": "inactive"}
+    assert facts.parse_instances("", "qms-backend") == {}
