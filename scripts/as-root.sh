@@ -5,6 +5,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "error: $0 needs root and this machine has no sudo: run it as root" >&2
     exit 1
   fi
-  # sudo resets the environment: the stand-in's release (the one setting these scripts take from it) goes along
-  exec sudo -- env ${QMS_STANDIN_RELEASE:+QMS_STANDIN_RELEASE="$QMS_STANDIN_RELEASE"} "$0" "$@"
+  # sudo resets the environment: the stand-ins' releases (the settings these scripts take from it) go along
+  exec sudo -- env ${QMS_STANDIN_RELEASE:+QMS_STANDIN_RELEASE="$QMS_STANDIN_RELEASE"} \
+    ${QMS_SECOND_RELEASE:+QMS_SECOND_RELEASE="$QMS_SECOND_RELEASE"} "$0" "$@"
 fi

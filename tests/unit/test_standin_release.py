@@ -10,10 +10,12 @@ import pytest
 from tests.conftest import REPO
 
 
-def run(*args, release=None):
-    env = {k: v for k, v in os.environ.items() if k != "QMS_STANDIN_RELEASE"}
+def run(*args, release=None, second=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("QMS_STANDIN_RELEASE", "QMS_SECOND_RELEASE")}
     if release is not None:
         env["QMS_STANDIN_RELEASE"] = release
+    if second is not None:
+        env["QMS_SECOND_RELEASE"] = second
     return subprocess.run([str(REPO / "scripts" / args[0]), *args[1:]], capture_output=True, text=True, env=env,
                           timeout=60, stdin=subprocess.DEVNULL)
 
@@ -40,3 +42,5 @@ def test_each_release_has_an_image_of_its_own():
 def test_scripts_test_refuses_an_unknown_release_before_installing():
     result = run("test", "-q", release="sid")
     assert result.returncode == 2 and result.stderr == "error: QMS_STANDIN_RELEASE=sid: use bookworm or trixie\n"
+    second = run("test", "-q", release="bookworm", second="sid")
+    assert second.returncode == 2 and second.stderr == "error: QMS_SECOND_RELEASE=sid: use bookworm, trixie or none\n"
