@@ -13,7 +13,7 @@ from typing import Optional
 
 from invoke import Collection, task
 
-from .core import app_check, bundle
+from .core import app_check, bundle, memory
 from .core.checks import FAIL
 from .core.errors import UserError
 from .core.local_files import find_npm, local_git, remove_tree
@@ -82,6 +82,16 @@ def build(c, install=False):
     make_export(settings_of(c), install, dry=c.config.run.dry)
 
 
+def refuse_small_machine(s) -> None:
+    """The guide's first failure: `npm run build` on the 1 GB server ran 30+ minutes and hung (swap thrashing). Say
+    so before npm starts, not half an hour later."""
+    have, need = memory.local_usable(), s.frontend.build_min_memory_mb
+    if need and have is not None and have < need << 20:
+        raise UserError(f"this machine has {have >> 20} MB of memory and a Next.js build needs about {need} MB (it "
+                        "hung on the guide's 1 GB server): build on your own machine and deploy from there, or set "
+                        "qms.frontend.build_min_memory_mb: 0 to build here anyway")
+
+
 def make_export(s, install: bool = False, dry: bool = False) -> None:
     """The build itself; local only, so a deploy's plan runs it for real to show what an upload would send."""
     env_name = s.require("env", "build (pick an environment with -f conf/ENV.yaml)")
@@ -106,6 +116,7 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
         print(f"build: would run npm {'ci, npm ' if install or npm_install_needed(frontend) else ''}run build "
               f"in {frontend}")
         return
+    refuse_small_machine(s)
     env = {**os.environ, **extra}
     started = time.monotonic()
     if install or npm_install_needed(frontend):

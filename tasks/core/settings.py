@@ -135,6 +135,10 @@ SCHEMA: dict = {
                                           "a list of non-empty strings"),
                               "local or undefined/ addresses the bundle check lets pass: each entry allows every hit "
                               "whose text or printed context contains it"),
+        "build_min_memory_mb": Field(1536, integer(0, 1 << 20),
+                                     "build refuses to start on a machine with less memory (RAM or its cgroup's "
+                                     "limit): `next build` wants about 1.5 GB and hung on the guide's 1 GB server; 0 "
+                                     "builds anyway"),
     },
     "backend": {
         "dir": Field("backend", relative_path, "the Django project (where manage.py is), inside app_dir and app_root"),
