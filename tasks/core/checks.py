@@ -34,7 +34,7 @@ def worst(findings: list[Finding]) -> str:
 def unit_command(unit: str) -> str:
     """The unit's state, its ExecStart program and whether that is executable, and its restarts in the last hour."""
     u = shlex.quote(unit)
-    return (f"systemctl show -p ActiveState -p SubState -p Result {u}.service; "
+    return (f"systemctl show -p ActiveState -p SubState -p Result -p MemoryMax -p MemoryCurrent {u}.service; "
             f"program=$(systemctl show -p ExecStart --value {u}.service | sed -n 's/.*path=\\([^ ;]*\\).*/\\1/p'); "
             "echo program=$program; if [ -n \"$program\" ] && [ -x \"$program\" ]; then echo executable=yes; "
             "else echo executable=no; fi; "
@@ -61,7 +61,22 @@ def parse_unit(output: str, unit: str) -> list[Finding]:
                             f"{state} ({found.get('SubState', '?')}), {restarts} restart(s) in the last hour"
                             + ("; its socket waits for the first request" if waiting else ""),
                             "" if running and not restarts else "fab logs, then fab restart"))
+    findings.append(memory_limit_finding(found.get("MemoryMax", ""), found.get("MemoryCurrent", ""), unit))
     return findings
+
+
+def memory_limit_finding(limit: str, current: str, unit: str) -> Finding:
+    """The unit's MemoryMax, and whether the kernel enforces it: without per-unit accounting (cgroup v1) systemd
+    reports no MemoryCurrent, and the limit is only written down."""
+    if not limit.isdigit():
+        return Finding(f"{unit} memory limit", WARN, f"MemoryMax={limit or 'unset'}: one leaking worker can take the "
+                                                     "whole box", "fab service (it writes qms.backend.memory_max)")
+    if current.isdigit():
+        return Finding(f"{unit} memory limit", OK, f"MemoryMax {int(limit) >> 20} MB, enforced; it uses "
+                                                   f"{int(current) >> 20} MB")
+    return Finding(f"{unit} memory limit", OK, f"MemoryMax {int(limit) >> 20} MB, not enforced by this kernel "
+                                               "(cgroup v1: no per-unit memory accounting; Ubuntu 22.04 and later "
+                                               "run cgroup v2, which enforces it)")
 
 
 def active_command(unit: str) -> str:

@@ -12,8 +12,9 @@ LISTEN 0      2048   127.0.0.1:8000 0.0.0.0:* users:(("python",pid=938,fd=4),("u
 LISTEN 0      511         [::]:80      [::]:* users:(("nginx",pid=460,fd=6))
 """
 
-UNIT_OK = "Result=success\nActiveState=active\nSubState=running\nprogram=/home/ubuntu/QMS/backend/.venv/bin/uvicorn\n" \
-          "executable=yes\nsocket=active\nrestarts=0\n"
+# recorded on the stand-in (systemd 252 on cgroup v1: no per-unit memory accounting, so no MemoryCurrent)
+UNIT_OK = "Result=success\nActiveState=active\nSubState=running\nMemoryCurrent=[not set]\nMemoryMax=419430400\n" \
+          "program=/home/ubuntu/QMS/backend/.venv/bin/uvicorn\nexecutable=yes\nsocket=active\nrestarts=0\n"
 
 
 def by_check(findings):
@@ -43,6 +44,16 @@ def test_the_unit_healthy_waiting_on_its_socket_failing_and_the_203_exec_case():
     assert found["qms-backend ExecStart"].result == FAIL and "203/EXEC" in found["qms-backend ExecStart"].saw
     assert found["qms-backend ExecStart"].fix.startswith("fab service")
     assert found["qms-backend service"].result == FAIL
+
+
+def test_the_memory_limit_and_whether_the_kernel_enforces_it():
+    unenforced = by_check(checks.parse_unit(UNIT_OK, "qms-backend"))["qms-backend memory limit"]
+    assert unenforced.result == OK and unenforced.saw.startswith("MemoryMax 400 MB, not enforced by this kernel")
+    v2 = UNIT_OK.replace("MemoryCurrent=[not set]", "MemoryCurrent=104857600")
+    assert by_check(checks.parse_unit(v2, "qms-backend"))["qms-backend memory limit"].saw == \
+        "MemoryMax 400 MB, enforced; it uses 100 MB"
+    unset = by_check(checks.parse_unit(UNIT_OK.replace("MemoryMax=419430400", "MemoryMax=infinity"), "qms-backend"))
+    assert unset["qms-backend memory limit"].result == WARN
 
 
 def test_env_mode_keys_and_origins_values_never_shown():
