@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: the daily update of a one-line change, `fab deploy` against the guide's own manual sequence; then a
-one-line backend change, `fab rollback` and the disk a release takes.
+one-line backend change, `fab rollback`, a backup, and the memory and disk the releases take.
     sudo python3 bench/deploy.py [--rtt MS] [--keep]     (from the repo root; root boots the stand-ins)
 
 It boots two fresh stand-ins, `benchdeploy` and `benchmanual`, and gives each the example app with `fab setup`
@@ -19,7 +19,11 @@ collectstatic, the nginx site pointed at the clone (root/alias) and at 127.0.0.1
 3. back to the version before: `fab rollback` against the guide's way back (it has no rollback: `git checkout
    HEAD~1` in the clone, then the same backend commands); the aim (issue #14) is under 3 s from the command's start
    until /api/version/ through nginx answers the previous version;
-4. the disk a release takes (the release agent's `list`: each release's bytes not shared with a newer one)
+4. a backup: `fab backup` against the guide's `sqlite3 .backup` and gzip (without its S3 upload);
+5. the memory high-water mark of each stand-in during its `fab setup`;
+6. the backends that run after the backend change: the served one and the standby (the release a plain rollback returns
+   to, kept running by `qms.backend.standby`), each one's summed PSS;
+7. the disk a release takes (the release agent's `list`: each release's bytes not shared with a newer one)
    against the guide's single copy, and the seconds of the deploys' deps step against the guide's `uv sync`.
 For each command it measures the wall time, the bytes this machine sent to the stand-in (its veth link's counter),
 the SSH connections the stand-in accepted (sshd's journal), the stand-in's memory high-water mark (its cgroup's
@@ -99,6 +103,7 @@ def sh(*args, cwd=None, env=None, quiet=True) -> subprocess.CompletedProcess:
 class Box:
     name: str
     work: Path
+    setup_peak: tuple = (None, None)   # memory_peak() during its setup
 
     @property
     def state(self) -> Path:
@@ -186,7 +191,9 @@ def prepare(box: Box, rtt: float, modules: Path) -> Path:
                                      extra=f"  secrets_file: {secrets_file}\n  setup:\n    superuser: ''\n")
                     .replace("    email: admin@qms.test\n", ""))
     started = time.monotonic()
+    box.reset_memory_peak()
     sh(project_exe("fab"), "-f", conf, "setup", cwd=REPO)
+    box.setup_peak = box.memory_peak()
     print(f"bench: {box.name}: setup in {time.monotonic() - started:.1f} s", flush=True)
     return conf
 
@@ -374,6 +381,13 @@ def releases(box: Box) -> dict:
     return parse_answer(box.ssh(agent_command("release_agent", "list", APP_ROOT, "frontend/out")))
 
 
+def instance_pss(box: Box, release: str) -> int:
+    """The summed PSS (bytes) of a release's backend instance: its main process and every child."""
+    out = box.ssh(f"""main=$(systemctl show -p MainPID --value 'qms-backend@{release}.service')
+for pid in $main $(pgrep -P "$main"); do sudo awk '/^Pss:/ {{s += $2}} END {{print s}}' /proc/$pid/smaps_rollup; done""")
+    return sum(int(n) for n in out.split() if n.isdigit()) * 1024
+
+
 def guide_copy_bytes(box: Box) -> int:
     """The guide's one copy of the app, counted as the release agent counts (blocks, hard links once): the clone's
     backend (code, venv, static files; not the database) and frontend/out."""
@@ -429,6 +443,12 @@ def main() -> int:
                 manual, [push(manual), *manual_sequence(manual, frontend=False)], {}, expect="2"),
         }
 
+        # the backends running now: the served release's and the standby's
+        served = releases(ours).get("current")
+        running = ours.ssh("systemctl list-units --plain --no-legend --state=active 'qms-backend@*.service' "
+                           "| cut -d' ' -f1 | sed 's/^qms-backend@//; s/.service$//'").split()
+        pss = {rid: instance_pss(ours, rid) for rid in running}
+
         # 3. back to the version before
         way_back = {
             "qms-deploy `fab rollback`": measured(ours, [[project_exe("fab"), "-f", conf, "rollback"]], {},
@@ -437,8 +457,18 @@ def main() -> int:
                 manual, manual_sequence(manual, frontend=False, back=True), {}, expect=before),
         }
 
-        # 4. disk and deps
+        # 4. a backup: ours against the guide's (sqlite3 .backup, gzip, aws s3 cp: here without the upload)
+        backup = {
+            "qms-deploy `fab backup`": measured(ours, [[project_exe("fab"), "-f", conf, "backup"]], {}),
+            "the guide's (sqlite3 .backup + gzip, one ssh command)": measured(manual, [[
+                "ssh", "-F", manual.ssh_config, manual.name,
+                f"cd {APP_ROOT} && sqlite3 backend/db.sqlite3 '.backup /tmp/guide.sqlite3' "
+                "&& gzip -f /tmp/guide.sqlite3"]], {}),
+        }
+
+        # 5. disk and deps, and the standby's memory (the release before the served one keeps its backend running)
         listing = releases(ours)
+
         guide_bytes = guide_copy_bytes(manual)
 
         print(f"\nbench: stand-ins `{OURS}` (qms-deploy) and `{MANUAL}` (the guide's shape), ssh round trip "
@@ -458,14 +488,24 @@ def main() -> int:
               [row(name, f, "never" if f.answered is None else f"{f.answered:.1f} s",
                    ("met" if f.answered is not None and f.answered < ROLLBACK_AIM else "missed")
                    if "rollback" in name else "-") for name, f in way_back.items()])
-        print("\n4. the deps step (the release's own venv) against the guide's `uv sync` (in its one venv)\n")
+        print("\n4. a backup of the database\n")
+        table(header, [row(name, f) for name, f in backup.items()])
+        print("\n5. setup (first deploy: packages, venv, build upload, certificate-less nginx): the stand-in's "
+              "memory high-water mark\n")
+        table(("stand-in", "memory high-water"),
+              [(box.name, memory_cell(Figures(0, 0, 0, {}, [], "", *box.setup_peak))) for box in (ours, manual)])
+        print("\n6. the backends running after the backend change: the served release's and the standby's (the "
+              "release a plain rollback returns to), summed PSS\n")
+        table(("release", "role", "PSS"), [(rid, "served" if rid == served else "standby", f"{n / 2**20:.0f} MB")
+                                           for rid, n in pss.items()])
+        print("\n7. the deps step (the release's own venv) against the guide's `uv sync` (in its one venv)\n")
         manual_uv = lambda f: next((s for name, s in f.steps if name == "uv sync"), None)   # noqa: E731
         table(("change", "qms-deploy: deploy's deps step", "the guide: `uv sync`"), [
             ("frontend", f"{step_seconds(front['qms-deploy `fab deploy --push`'].output, 'deps') or 0:.1f} s",
              f"{manual_uv(list(front.values())[1]):.1f} s"),
             ("backend", f"{step_seconds(back['qms-deploy `fab deploy --push`'].output, 'deps') or 0:.1f} s",
              f"{manual_uv(list(back.values())[1]):.1f} s")])
-        print("\n5. disk: each release's bytes not shared with a newer one (the release agent's `list`; the newest "
+        print("\n8. disk: each release's bytes not shared with a newer one (the release agent's `list`; the newest "
               "counts whole), against the guide's one copy (clone's backend with venv and static files, "
               "frontend/out; no database)\n")
         rows = [(r["id"] + (" (served)" if r["current"] else ""), (r.get("commit") or "?")[:7],
@@ -474,7 +514,7 @@ def main() -> int:
         table(("release", "backend commit", "bytes"), rows + [("all releases", "", f"{total:,}"),
                                                              ("the guide's one copy", "", f"{guide_bytes:,}")])
         print("\nper command (s):")
-        for group in (front, back, way_back):
+        for group in (front, back, way_back, backup):
             for name, f in group.items():
                 print(f"  {name}: " + ", ".join(f"{step} {s:.1f}" for step, s in f.steps))
         for name, f in front.items():
