@@ -32,7 +32,8 @@ def find_uv(host, s) -> str:
 
 def install_uv(host) -> str:
     """uv from PyPI into its own virtualenv (no `curl | sh` from the internet), called by absolute path."""
-    made = host.sudo(f"python3 -m venv {UV_HOME} && {UV_HOME}/bin/pip install -q uv", warn=True, timeout=600)
+    made = host.sudo(f"python3 -m venv {UV_HOME} && {UV_HOME}/bin/pip install -q uv", warn=True,
+                     timeout=host.long_timeout)
     if made is not None and made.failed:
         raise UserError(f"[{host.name}] could not install uv from PyPI into {UV_HOME}: "
                         f"{(made.stderr.strip().splitlines() or ['no output'])[-1]} (is python3-venv installed?)")
@@ -44,7 +45,7 @@ def manage_run(host, s, args: str, release: str = plan.CURRENT, hide: bool = Tru
     """manage.py ARGS of a release on the server; a failure is one line with its last message. None under --dry,
     unless the command only reads (then it runs, so that a dry run can show what would happen)."""
     result = host.run(plan.manage_command(s, args, release, extra_env_file, writable), sudo=True, hide=hide, warn=True,
-                      timeout=1800, write=not read_only)
+                      timeout=host.long_timeout, write=not read_only)
     if result is not None and result.failed:
         lines = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no output"]
         # Django ends "Unknown command: 'x'" with a usage hint: the line before it names the problem
@@ -132,7 +133,7 @@ def deps(host, s, release: str) -> Optional[str]:
         uv = install_uv(host)
     result = host.run(f"cd {shlex.quote(directory)} && export UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 && "
                       f"{plan.sync_command(project, uv)} 2>&1 && python3 -m compileall -q -x '/\\.venv/' . >/dev/null",
-                      warn=True, timeout=1800)
+                      warn=True, timeout=host.long_timeout)
     if result is None:
         return None
     if result.failed:
@@ -173,7 +174,8 @@ def migrate(host, s, release: str) -> Optional[str]:
     if not pending:
         host.say("no pending migrations")
         return None
-    host.say(f"pending migrations: {', '.join(pending)}")
+    host.say(f"pending migrations: {', '.join(pending)} (a migration may take long: it is given up to "
+             f"{host.long_timeout} s, qms.ssh.long_timeout)")
     exists = host.probe(f"test -s {shlex.quote(plan.database_path(s))}", sudo=True).ok
     backup = create_backup(host, s, "pre-migrate").get("id", "") if exists else ""
     try:

@@ -37,7 +37,7 @@ def local_dir(s) -> Path:
 
 
 def agent(host, s, *args, sudo=False) -> dict:
-    return remote.ask(host, "backup_agent", *args, sudo=sudo, timeout=3600)
+    return remote.ask(host, "backup_agent", *args, sudo=sudo, timeout=host.long_timeout)
 
 
 def create_backup(host, s, reason: str, protect: str = "", database: str = "") -> dict:

@@ -57,7 +57,7 @@ def pull(host, s, ref=None, commit=None):
         host.say(f"would fetch {target} ({tip[:7] or 'not found'}) and fast-forward from "
                  f"{previous[:7] or 'nothing'} to {(commit or tip or '?')[:7]}")
         return None
-    fetched = host.run(clone.fetch_command(root, target), warn=True)
+    fetched = host.run(clone.fetch_command(root, target), warn=True, timeout=host.long_timeout)   # a first clone
     if fetched.failed:
         raise UserError(f"[{host.name}] cannot fetch {target} from {repo}: {last_error(fetched.stderr)}")
     new = clone.parse_commit(host.probe(clone.resolve_command(root, "FETCH_HEAD")).stdout)

@@ -38,7 +38,8 @@ def packages_step(host, s) -> Optional[str]:
         return None
     host.say(f"installing {', '.join(missing)}")
     result = host.sudo("export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -y -q "
-                       f"--no-install-recommends {' '.join(shlex.quote(p) for p in missing)}", warn=True, timeout=1800)
+                       f"--no-install-recommends {' '.join(shlex.quote(p) for p in missing)}", warn=True,
+                       timeout=host.long_timeout)
     if result is not None and result.failed:
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise UserError(f"[{host.name}] apt-get could not install {', '.join(missing)}: {tail[0]}")

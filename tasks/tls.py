@@ -82,7 +82,7 @@ def obtain(host, s):
     if facts and set(domains) <= facts[0] and days_left(facts[1]) >= s.tls.renew_before_days:
         host.report(f"certificate for {', '.join(domains)}", False, f"{days_left(facts[1])} days left")
     else:
-        host.sudo(cmd.certonly_command(s, email), timeout=300)
+        host.sudo(cmd.certonly_command(s, email), timeout=host.long_timeout)
         host.report(f"certificate for {', '.join(domains)}", True, "certbot certonly --webroot")
         issued = True
     if host.dry:

@@ -22,7 +22,7 @@ from typing import Optional
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import AuthFailure
+from invoke.exceptions import AuthFailure, CommandTimedOut
 
 from . import facts
 from .errors import UserError
@@ -34,9 +34,12 @@ class RemoteFailure(UserError):
 
 
 class Host:
-    def __init__(self, conn: Connection, *, dry: bool, owner: str, echo: bool = False):
+    def __init__(self, conn: Connection, *, dry: bool, owner: str, echo: bool = False, timeout: int = 300,
+                 long_timeout: int = 3600):
         self.conn = conn
         self.dry = dry
+        # seconds a command may run (qms.ssh.command_timeout); the long ones pass long_timeout (qms.ssh.long_timeout)
+        self.timeout, self.long_timeout = timeout, long_timeout
         self.owner = owner            # default owner of what we write
         self.echo = echo
         self.name = conn.original_host or conn.host
@@ -54,7 +57,8 @@ class Host:
     # -- commands ------------------------------------------------------------------------------------------
     def run(self, command: str, *, sudo: bool = False, write: bool = True, warn: bool = False,
             hide: bool = True, timeout: Optional[int] = None):
-        """Run `command` (as root with sudo=True). write=False marks a read-only probe that runs under --dry."""
+        """Run `command` (as root with sudo=True). write=False marks a read-only probe that runs under --dry.
+        `timeout`: seconds before it is stopped (default self.timeout); past it the task fails in one line."""
         if write and (self.echo or self.dry):
             self.say(f"{'would run' if self.dry else '$'} {'sudo ' if sudo else ''}{command}")
         if write and self.dry:
@@ -62,7 +66,7 @@ class Host:
         if self.gone:   # Fabric would open a new connection, and wait out its timeout, over the same dead link
             raise self.gone
         # servers speak UTF-8; Invoke would decode with this machine's code page (cp949 on a Korean Windows)
-        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout,
+        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout or self.timeout,
                        encoding="utf-8")
         password = self.conn.config.sudo.password
         try:
@@ -73,6 +77,12 @@ class Host:
                 result = self.conn.run(f"sudo -n bash -c {shlex.quote(command)}", **options)
             else:
                 result = self.conn.run(command, **options)
+        except CommandTimedOut as late:
+            shown = command if len(command) <= 60 else command[:57] + "..."
+            raise UserError(f"[{self.name}] `{shown}` did not finish within {late.timeout:g} s and was stopped: "
+                            "check the server (fab doctor); if it needs longer, raise "
+                            + ("qms.ssh.long_timeout" if timeout == self.long_timeout
+                               else "qms.ssh.command_timeout")) from None
         except AuthFailure:
             raise UserError(f"[{self.name}] sudo refused the password: check it, or give {self.conn.user} "
                             "passwordless sudo") from None

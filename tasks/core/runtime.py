@@ -118,6 +118,7 @@ def host_of(c, s: Settings) -> Host:
         return known[1]
     conn = connection_of(c, s)
     secure(conn, known_hosts_of(conn, s), accept_new=s.ssh.new_host_keys == "accept")
-    host = Host(conn, dry=bool(conn.config.run.dry), owner=s.user, echo=bool(conn.config.run.echo)).open()
+    host = Host(conn, dry=bool(conn.config.run.dry), owner=s.user, echo=bool(conn.config.run.echo),
+                timeout=s.ssh.command_timeout, long_timeout=s.ssh.long_timeout).open()
     _hosts[id(c)] = (c, host)
     return host

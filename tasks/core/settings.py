@@ -270,6 +270,12 @@ SCHEMA: dict = {
                              "known_hosts file to check host keys against (default: ssh config, then ~/.ssh)"),
         "new_host_keys": Field("reject", one_of("reject", "accept"),
                                "a host not in known_hosts: reject (run trust-host first) or accept and record it"),
+        "command_timeout": Field(300, integer(10, 86400),
+                                 "seconds one command on the server may run before it is stopped and the task fails "
+                                 "(and a deploy is put back)"),
+        "long_timeout": Field(3600, integer(10, 86400),
+                              "the same for the commands that may take long: packages, a release's venv, migrations, "
+                              "a backup, a certificate"),
     },
 }
 

@@ -2,6 +2,7 @@
 library only, Python 3.8+. Each prints one JSON object as its last line, with an `error` key when it refused."""
 import json
 import shlex
+from typing import Optional
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -15,7 +16,7 @@ def command(agent: str, *args) -> str:
                      *(shlex.quote(str(a)) for a in args)])
 
 
-def ask(host, agent: str, *args, sudo: bool = False, write: bool = True, timeout: float = 600) -> dict:
+def ask(host, agent: str, *args, sudo: bool = False, write: bool = True, timeout: Optional[float] = None) -> dict:
     """Run an agent on the server: its answer, {} under --dry (for a command that writes), its refusal as the one
     line of a UserError."""
     result = host.run(command(agent, *args), sudo=sudo, warn=True, write=write, timeout=timeout)

@@ -257,6 +257,17 @@ def test_manage_runs_a_command_in_the_services_environment(box):
     assert code == 200 and body.count('"title"') >= 1
 
 
+def test_a_command_past_its_timeout_is_stopped_in_one_line(box, tmp_path):
+    impatient = tmp_path / "impatient.yaml"
+    impatient.write_text(more_settings(box.conf.read_text(), "  ssh:\n    long_timeout: 10\n"))
+    started = time.monotonic()
+    result = fab("-f", impatient, "manage", "shell -c 'import time; time.sleep(120)'", timeout=120)
+    assert time.monotonic() - started < 40
+    assert_one_line_error(result, "did not finish within 10 s and was stopped", "raise qms.ssh.long_timeout",
+                          alone=False)
+    assert get(box, "/api/health/")[0] == 200
+
+
 def test_deps_installs_uv_from_pypi_when_the_server_has_none(box):
     box.ssh("mv ~/.local/bin/uv ~/.local/bin/uv.away && sudo rm -rf /opt/uv")
     try:
