@@ -257,7 +257,10 @@ DEAD_LINK_SECONDS = 20
 
 def bounded_waits(sock) -> None:
     """TCP keepalive every 5 s (3 misses) while idle, and no unacknowledged data older than DEAD_LINK_SECONDS while
-    sending. Where the system lacks an option (Windows, macOS), what it has is used."""
+    sending. Where the system lacks an option (Windows, macOS), what it has is used. Through an ssh config's
+    ProxyCommand there is no socket here (a pipe to the proxy): the proxy's own connection decides."""
+    if not isinstance(sock, socket.socket):
+        return
     options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
     for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
                         ("TCP_USER_TIMEOUT", DEAD_LINK_SECONDS * 1000)):

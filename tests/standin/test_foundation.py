@@ -21,6 +21,16 @@ def test_status_with_ssh_config_and_host_flags(standin):
     assert pretty.startswith("Debian GNU/Linux 1") and pretty in result.stdout and "nginx" in result.stdout
 
 
+def test_status_through_an_ssh_config_proxycommand(standin, tmp_path):
+    # a jump host or a bastion reaches the server through a ProxyCommand: a pipe, not a socket, on this side
+    config = tmp_path / "ssh_config"
+    config.write_text(standin.ssh_config.read_text().rstrip("\n")
+                      + f"\n  ProxyCommand {sys.executable} {REPO / 'bench/delay_relay.py'} %h %p 0\n")
+    result = fab("-S", config, "-H", standin.name, "status")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "nginx" in result.stdout
+
+
 def test_status_takes_the_host_from_the_settings_file(standin):
     result = standin.fab("status")
     assert result.returncode == 0, result.stderr
