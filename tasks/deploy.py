@@ -152,6 +152,7 @@ def rollback(c, to=None, restore_db=False):
     host = host_of(c, s)
     entries = read_history(host, s)
     target = records.rollback_target(release.server_releases(host, s)["releases"], to, entries)
+    release.refuse_damaged(host, s, target)
     backup = records.backup_before(entries, target) if restore_db else ""
     if restore_db and not backup:
         raise UserError(f"no migrations ran since release {target} served, so there is no backup to restore: roll "

@@ -14,6 +14,7 @@ one, and what a failure calls on: `discard_unserved` before the switch, `put_bac
 import gzip
 import io
 import json
+import posixpath
 import shlex
 import tarfile
 import time
@@ -46,8 +47,10 @@ def agent(host, s, command: str, *args, sudo: bool = False) -> dict:
     return remote.ask(host, "release_agent", command, s.app_root, *args, sudo=sudo)
 
 
-def server_releases(host, s) -> dict:
-    result = host.probe(remote.command("release_agent", "list", s.app_root, front(s)))
+def server_releases(host, s, *checked: str) -> dict:
+    """The sealed releases, oldest first; with `checked` (ids, `current` or `*`), each one's damage too: its files
+    against its manifests by existence and size, and by hash for those named."""
+    result = host.probe(remote.command("release_agent", "list", s.app_root, front(s), *checked))
     answer = remote.parse_answer(result.stdout)
     if "error" in answer or result.failed:
         raise UserError(f"[{host.name}] cannot read the releases: {answer.get('error') or result.stderr.strip()}")
@@ -64,6 +67,11 @@ def serving(host, s, sha: str) -> Optional[str]:
     export = releases.local_export(s)
     info = bundle.read_build_info(export)
     if not info or releases.decode_manifest(current) != info.get("manifest") or current["env"] != info.get("env"):
+        return None
+    checked = next(r for r in server_releases(host, s, "current")["releases"] if r["current"])
+    damaged = releases.damage_summary(checked, front(s))
+    if damaged:   # nothing new to ship, but a new release repairs it
+        host.say(f"release {current['id']} holds this commit and export but is damaged ({damaged}): making a new one")
         return None
     return current["id"]
 
@@ -129,10 +137,11 @@ def tar_stream(export, upload_plan: dict):
 def upload_export(host, s, rid: str) -> Optional[str]:
     """The local export into release `rid`: only what the served release's export lacks travels."""
     export, info = checked_export(s)
-    found = server_releases(host, s)
+    found = server_releases(host, s, "current")   # hashes the served export: a damaged file is sent, not linked
     base = next((r for r in found["releases"] if r["current"]), None)
     base_manifest = releases.decode_manifest(base) if base else None
-    changed, removed = releases.plan_upload(info["manifest"], base_manifest)
+    damaged = releases.to_resend(base.get("damage") or {}, info["manifest"], base_manifest) if base else []
+    changed, removed = releases.plan_upload(info["manifest"], base_manifest, tuple(damaged))
     size = sum(entry[1] for entry in changed.values())
     label = f"{releases.count(len(changed), 'file')} ({releases.human_size(size)})"
     upload_plan = {"base": base and base["id"], "changed": changed, "removed": removed,
@@ -149,22 +158,47 @@ def upload_export(host, s, rid: str) -> Optional[str]:
         for rel in removed[:DRY_LISTED]:
             host.say(f"  would drop {rel}")
         host.say(f"would reuse {releases.count(len(info['manifest']) - len(changed), 'unchanged file')} from "
-                 f"{upload_plan['base'] or 'no served release'}")
+                 f"{upload_plan['base'] or 'no served release'}"
+                 + (f", and send {releases.count(len(damaged), 'damaged file')} of it again" if damaged else ""))
         return None
     answer = remote.parse_answer(stdout)
     if "error" in answer:
         raise UserError(f"[{host.name}] upload refused: {answer['error']}")
     host.say(f"export: sent {label} in {time.monotonic() - started:.1f} s, reused "
              f"{releases.count(answer['linked'], 'unchanged file')} from {answer['base'] or 'nothing'}")
+    if damaged:
+        host.say(f"repaired {releases.count(len(damaged), 'damaged file')} of release {base['id']} "
+                 f"({', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''}): sent again, not linked")
     return f"export: {label} sent" if changed else None
 
 
 def seal(host, s, rid: str, sha: str) -> None:
     """Mark release `rid` complete: only a sealed release can be served, rolled back to, or kept."""
     export, info = checked_export(s)
+    # the backend code's hashes, for `releases --verify` and rollback: what git archive made, not what the
+    # deploy added inside it since (the venv, the collected static files)
+    code = {"paths": plan.code_paths(s), "skipped": [plan.release_links(s)["venv"],
+                                                      posixpath.normpath(posixpath.join(s.backend.dir,
+                                                                                        s.backend.static_dir))]}
     agent(host, s, "seal", rid, plan.socket_path(s, rid),
           json.dumps({"commit": sha, "frontend_commit": info.get("git_sha"), "env": s.env,
-                      "links": plan.release_links(s)}))
+                      "links": plan.release_links(s), "code": code}))
+
+
+def refuse_damaged(host, s, target: str) -> None:
+    """Before a rollback serves `target`: refuse it when damaged, naming the nearest sound kept release. Every
+    release is checked by existence and size, only the target by hash (and, once it is found damaged, the others
+    it could name instead)."""
+    rows = server_releases(host, s, target)["releases"]
+    damaged = releases.damage_summary(next(r for r in rows if r["id"] == target), front(s))
+    if not damaged:
+        return
+    candidates = records.nearest_sound(rows, target)
+    hashed = server_releases(host, s, *candidates)["releases"] if candidates else rows
+    instead = records.nearest_sound(hashed, target)
+    advice = f"roll back to {instead[0]} instead (`rollback --to {instead[0]}`), the nearest sound one" if instead \
+        else "no other kept release is sound: deploy again"
+    raise UserError(f"[{host.name}] release {target} is damaged ({damaged}): {advice}")
 
 
 def switch(host, s, rid: str) -> Optional[str]:
@@ -285,15 +319,19 @@ def put_back_after_failure(host, s, before: dict, new: Optional[str]) -> Optiona
     return put_back(host, s, before, new)
 
 
-@task(name="releases")
-def list_releases(c):
+@task(name="releases", help={"verify": "hash every release's files against its manifests instead of listing: one "
+                                        "line per damaged release, a non-zero exit when any is"})
+def list_releases(c, verify=False):
     """List the releases on the server; the served one marked *.
 
     List the whole-app releases on the server (id, backend commit, frontend build, age, size), the served one marked
-    with *. rollback --to takes an id from here.
+    with *. rollback --to takes an id from here. --verify checks them instead: each release's frontend export and
+    backend code against what was recorded when it was made.
     """
     s = settings_of(c)
     host = host_of(c, s)
+    if verify:
+        return verify_releases(host, s)
     found = server_releases(host, s)
     table = Table(title=f"{host.name}: {plan.releases_dir(s)}")
     for column in ("", "release", "backend", "frontend build", "env", "sealed", "size"):
@@ -305,6 +343,21 @@ def list_releases(c):
     print_table(table)
     if not found["releases"]:
         print("no releases yet: run setup or deploy")
+
+
+def verify_releases(host, s) -> None:
+    """`releases --verify`: every file of every release hashed, the damaged releases named."""
+    started = time.monotonic()
+    rows = server_releases(host, s, "*")["releases"]
+    lines = releases.verify_report(rows, front(s))
+    for line in lines:
+        print(line)
+    took = time.monotonic() - started
+    if lines:
+        raise UserError(f"[{host.name}] {releases.count(len(lines), 'release')} of {len(rows)} damaged: an upload or "
+                        "deploy sends the served one's damaged files again; rollback refuses a damaged one")
+    print(f"all {releases.count(len(rows), 'release')} match what was recorded when each was made "
+          f"({releases.count(sum(r['files'] for r in rows), 'export file')} hashed, in {took:.1f} s)")
 
 
 ns = Collection(list_releases)

@@ -100,6 +100,16 @@ def rollback_target(rows: list[dict], to: Optional[str], entries: list[dict]) ->
     return target
 
 
+def nearest_sound(rows: list[dict], target: str) -> list[str]:
+    """Kept releases a rollback could serve instead of a damaged `target`, nearest first (an older one before a
+    newer one as near): not the served one, none whose damage the listing found."""
+    ids = [r["id"] for r in rows]
+    at = ids.index(target) if target in ids else len(ids)
+    sound = [(abs(i - at), i > at, r["id"]) for i, r in enumerate(rows)
+             if r["id"] != target and not r.get("current") and not any((r.get("damage") or {}).values())]
+    return [rid for _, _, rid in sorted(sound)]
+
+
 def backup_before(entries: list[dict], release: str) -> str:
     """The database backup taken before the first migrations after the run that first served `release` (its
     deploy): the database as that release's code knew it ('' when the history has none)."""

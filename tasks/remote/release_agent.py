@@ -5,12 +5,14 @@
   receive  read one tar stream from stdin into RELEASES/<id>/<frontend>: a plan (what differs from the served
            release's export), then only the changed files; link the unchanged ones; verify everything against the
            rebuilt manifest; files 644 and directories 755 from creation
-  seal     mark a release complete: its socket link and release.json (written last)
+  seal     mark a release complete: its socket link and release.json (written last), which records the backend
+           code's files and hashes (a fresh git archive, not shared) so that a later check can verify it
   switch   point `current` at a sealed, verified release with one rename(2): nginx and systemd see the app only
            through it, so frontend and backend change together
   prune    remove the oldest sealed releases beyond a number, never the served one or those named (as root)
   discard  remove a release that never served (it failed its checks), never the served one (as root)
-  list     the releases, as JSON
+  list     the releases, as JSON; given ids (or `current`, or `*`), also each release's damage: every file
+           against its manifest by existence and size, and by hash for the releases named
 
 Layout: APP/releases/<id>/ one per deploy, APP/current -> releases/<id> (relative symlink), and
 APP/<frontend>/<out> -> ../current/<frontend>/<out> so that the guide's path still serves.
@@ -20,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tarfile
 import time
@@ -130,7 +133,10 @@ def receive(app, rid, front):
             if rel not in changed:
                 dest = safe_join(incoming, rel)
                 make_parents(dest, made)
-                os.link(os.path.join(base_export, *rel.split("/")), dest)   # same content: share it, send nothing
+                try:
+                    os.link(os.path.join(base_export, *rel.split("/")), dest)   # same content: share it, send nothing
+                except FileNotFoundError:   # deleted since the client checked the base (it re-sends what is missing)
+                    fail("%s of release %s vanished during the upload: upload again" % (rel, base))
                 linked += 1
         received = 0
         for member in iter(stream.next, None):
@@ -148,7 +154,7 @@ def receive(app, rid, front):
             received += 1
         problems = verify(incoming, manifest, skip=changed)
         if problems:
-            fail("the export of release %s does not match its manifest: %s" % (rid, "; ".join(problems[:5])))
+            fail("the export of release %s does not match its manifest: %s" % (rid, described(problems)))
         with open(os.path.join(incoming, "build-info.json"), "w") as f:
             f.write(json.dumps(dict(plan["info"], manifest=manifest), indent=1, sort_keys=True) + "\n")
         os.rename(incoming, export)
@@ -165,21 +171,63 @@ def make_parents(path, made):
         made.add(parent)
 
 
-def verify(export, manifest, skip=()):
-    """Every file present with its size and hash (`skip`: hashed already while they were written)."""
+def verify(root, manifest, skip=(), hashed=True, strays=True):
+    """[kind, path] for each file that is not as `manifest` says: "missing", "differs" (by size; by hash too when
+    `hashed`, except `skip`: hashed already while they were written) and, when `strays`, "unexpected"."""
     problems = []
-    for dirpath, _, names in os.walk(export):
+    for dirpath, _, names in os.walk(root) if strays else ():
         for name in names:
-            rel = os.path.relpath(os.path.join(dirpath, name), export).replace(os.sep, "/")
+            rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
             if rel not in manifest and rel != "build-info.json":   # the manifest's own file
-                problems.append("unexpected file " + rel)
-    for rel, (sha, size) in manifest.items():
-        path = os.path.join(export, *rel.split("/"))
-        if not os.path.isfile(path):
-            problems.append("missing " + rel)
-        elif os.path.getsize(path) != size or (rel not in skip and digest(path) != sha):
-            problems.append("content differs: " + rel)
+                problems.append(["unexpected", rel])
+    for rel, (sha, size) in sorted(manifest.items()):
+        path = os.path.join(root, *rel.split("/"))
+        try:
+            st = os.stat(path)   # one stat: the quick check costs little beside the listing's own walk
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            problems.append(["missing", rel])
+        elif st.st_size != size or (hashed and rel not in skip and digest(path) != sha):
+            problems.append(["differs", rel])
     return problems
+
+
+def described(problems, limit=5):
+    return "; ".join("%s %s" % (kind, rel) for kind, rel in problems[:limit]) + (
+        " and %d more" % (len(problems) - limit) if len(problems) > limit else "")
+
+
+def code_manifest(release, paths, skipped):
+    """{path: [sha256, size]} of the backend's regular files (what git archive made), without what the deploy
+    adds beside them (the venv, collected static files, bytecode caches: `skipped`)."""
+    manifest = {}
+    for top in paths:
+        for dirpath, dirs, names in os.walk(os.path.join(release, top)):
+            rel_dir = os.path.relpath(dirpath, release).replace(os.sep, "/")
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and posix_join(rel_dir, d) not in skipped)
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    manifest[posix_join(rel_dir, name)] = [digest(path), os.path.getsize(path)]
+    return manifest
+
+
+def posix_join(rel_dir, name):
+    return name if rel_dir == "." else rel_dir + "/" + name
+
+
+def damage(release, front, hashed):
+    """What is wrong in a sealed release: its export against its manifest, its backend code against the one
+    recorded at seal time (releases sealed before that record have none to check)."""
+    export = safe_join(release, front)
+    has_manifest = os.path.isfile(os.path.join(export, "build-info.json"))
+    found = {"export": verify(export, read_manifest(export), hashed=hashed) if has_manifest
+             else [["missing", "build-info.json"]]}
+    code = (release_info(release) or {}).get("backend_manifest")
+    if code is not None:
+        found["backend"] = verify(release, code, hashed=hashed, strays=False)
+    return found
 
 
 def seal(app, rid, socket, info):
@@ -187,6 +235,9 @@ def seal(app, rid, socket, info):
     if not os.path.isdir(release):
         fail("there is no release %s to seal" % rid)
     data = dict(json.loads(info), id=rid, sealed_at=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    code = data.pop("code", None)
+    if code:
+        data["backend_manifest"] = code_manifest(release, code["paths"], set(code["skipped"]))
     # the units and nginx reach a release only through these links, so they hold no path that a release's
     # settings (where manage.py or the venv is) could change under an older release
     links = dict(data.pop("links", {}), **{"backend.sock": socket})
@@ -218,9 +269,9 @@ def switch(app, rid, front):
     if release_info(release) is None:
         fail("there is no complete release %s on the server (older ones are pruned)" % rid)
     export = safe_join(release, front)
-    problems = verify(export, read_manifest(export)) if os.path.isdir(export) else ["no frontend export"]
+    problems = verify(export, read_manifest(export)) if os.path.isdir(export) else [["missing", "frontend export"]]
     if problems:
-        fail("release %s is damaged (%s): it cannot be served" % (rid, problems[0]))
+        fail("release %s is damaged (%s): it cannot be served" % (rid, described(problems, 1)))
     previous = current_id(app)
     if previous != rid:
         replace_link(os.path.join(app, "current"), os.path.join("releases", rid))
@@ -267,9 +318,12 @@ def unique_size(path, seen):
     return total
 
 
-def listing(app, front):
+def listing(app, front, checked=()):
+    """The sealed releases; when `checked` names any (ids, `current`, `*`), every release's damage too, hashed
+    for those named."""
     root = os.path.join(app, "releases")
     current = current_id(app)
+    hashed = {current if c == "current" else c for c in checked}
     rows, seen = [], set()
     names = releases(root) if os.path.isdir(root) else []
     for name in reversed(names):   # newest first: each release's size is what it adds to the newer ones
@@ -285,6 +339,8 @@ def listing(app, front):
                      "sealed_at": info.get("sealed_at"), "env": build.get("env"), "git_sha": build.get("git_sha"),
                      "dirty": build.get("dirty"), "built_at": build.get("built_at"), "api_url": build.get("api_url"),
                      "files": len(build.get("manifest", {})), "bytes": unique_size(os.path.join(root, name), seen)})
+        if checked:
+            rows[-1]["damage"] = damage(os.path.join(root, name), front, "*" in hashed or name in hashed)
         if name == current:   # the client plans the next upload against it; compressed, it is a third the size
             rows[-1]["manifest_gz"] = base64.b64encode(zlib.compress(json.dumps(build.get("manifest", {})).encode(),
                                                                      6)).decode()
@@ -309,6 +365,6 @@ if __name__ == "__main__":
     elif command == "discard":
         discard(app, sys.argv[3])
     elif command == "list":
-        listing(app, sys.argv[3])
+        listing(app, sys.argv[3], sys.argv[4:])
     else:
         fail("unknown command " + command)
