@@ -378,7 +378,7 @@ def step_seconds(output: str, step: str) -> Optional[float]:
 
 def releases(box: Box) -> dict:
     """The release agent's `list` on the server, as `fab releases` runs it."""
-    return parse_answer(box.ssh(agent_command("release_agent", "list", APP_ROOT, "frontend/out")))
+    return parse_answer(box.ssh(agent_command("release_agent", "list", APP_ROOT, "frontend/out", "sizes")))
 
 
 def instance_pss(box: Box, release: str) -> int:

@@ -150,7 +150,8 @@ def rollback(c, to=None, restore_db=False):
     """
     s = settings_of(c)
     host = host_of(c, s)
-    entries = read_history(host, s)
+    # the history only names runs (--to RUN_ID) and the backups before migrations: not needed for a plain rollback
+    entries = read_history(host, s) if to or restore_db else []
     target = records.rollback_target(release.server_releases(host, s)["releases"], to, entries)
     release.refuse_damaged(host, s, target)
     backup = records.backup_before(entries, target) if restore_db else ""

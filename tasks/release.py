@@ -47,10 +47,11 @@ def agent(host, s, command: str, *args, sudo: bool = False) -> dict:
     return remote.ask(host, "release_agent", command, s.app_root, *args, sudo=sudo)
 
 
-def server_releases(host, s, *checked: str) -> dict:
+def server_releases(host, s, *checked: str, sizes: bool = False) -> dict:
     """The sealed releases, oldest first; with `checked` (ids, `current` or `*`), each one's damage too: its files
-    against its manifests by existence and size, and by hash for those named."""
-    result = host.probe(remote.command("release_agent", "list", s.app_root, front(s), *checked))
+    against its manifests by existence and size, and by hash for those named; with `sizes`, the disk each adds."""
+    result = host.probe(remote.command("release_agent", "list", s.app_root, front(s), "sizes" if sizes else "-",
+                                       *checked))
     answer = remote.parse_answer(result.stdout)
     if "error" in answer or result.failed:
         raise UserError(f"[{host.name}] cannot read the releases: {answer.get('error') or result.stderr.strip()}")
@@ -332,7 +333,7 @@ def list_releases(c, verify=False):
     host = host_of(c, s)
     if verify:
         return verify_releases(host, s)
-    found = server_releases(host, s)
+    found = server_releases(host, s, sizes=True)
     table = Table(title=f"{host.name}: {plan.releases_dir(s)}")
     for column in ("", "release", "backend", "frontend build", "env", "sealed", "size"):
         table.add_column(column)

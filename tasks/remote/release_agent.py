@@ -11,7 +11,7 @@
            through it, so frontend and backend change together
   prune    remove the oldest sealed releases beyond a number, never the served one or those named (as root)
   discard  remove a release that never served (it failed its checks), never the served one (as root)
-  list     the releases, as JSON; given ids (or `current`, or `*`), also each release's damage: every file
+  list     the releases, as JSON (with `sizes`: the disk each one adds); given ids (or `current`, or `*`), also each release's damage: every file
            against its manifest by existence and size, and by hash for the releases named
 
 Layout: APP/releases/<id>/ one per deploy, APP/current -> releases/<id> (relative symlink), and
@@ -318,9 +318,9 @@ def unique_size(path, seen):
     return total
 
 
-def listing(app, front, checked=()):
-    """The sealed releases; when `checked` names any (ids, `current`, `*`), every release's damage too, hashed
-    for those named."""
+def listing(app, front, sizes, checked=()):
+    """The sealed releases; with `sizes`, the disk each adds (a walk of every file: the listing's slow part); when
+    `checked` names any (ids, `current`, `*`), every release's damage too, hashed for those named."""
     root = os.path.join(app, "releases")
     current = current_id(app)
     hashed = {current if c == "current" else c for c in checked}
@@ -338,7 +338,8 @@ def listing(app, front, checked=()):
         rows.append({"id": name, "current": name == current, "commit": info.get("commit"),
                      "sealed_at": info.get("sealed_at"), "env": build.get("env"), "git_sha": build.get("git_sha"),
                      "dirty": build.get("dirty"), "built_at": build.get("built_at"), "api_url": build.get("api_url"),
-                     "files": len(build.get("manifest", {})), "bytes": unique_size(os.path.join(root, name), seen)})
+                     "files": len(build.get("manifest", {})),
+                     "bytes": unique_size(os.path.join(root, name), seen) if sizes else None})
         if checked:
             rows[-1]["damage"] = damage(os.path.join(root, name), front, "*" in hashed or name in hashed)
         if name == current:   # the client plans the next upload against it; compressed, it is a third the size
@@ -365,6 +366,6 @@ if __name__ == "__main__":
     elif command == "discard":
         discard(app, sys.argv[3])
     elif command == "list":
-        listing(app, sys.argv[3], sys.argv[4:])
+        listing(app, sys.argv[3], sys.argv[4] == "sizes", sys.argv[5:])
     else:
         fail("unknown command " + command)

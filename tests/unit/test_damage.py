@@ -69,7 +69,7 @@ def sealed_release(tmp_path, rid="r1", **kw):
 def listing(app, *checked) -> dict:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        agent.listing(str(app), FRONT, checked)
+        agent.listing(str(app), FRONT, False, checked)
     return json.loads(out.getvalue())["releases"][0]
 
 
