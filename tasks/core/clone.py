@@ -11,7 +11,6 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Optional
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 

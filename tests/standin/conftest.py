@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from fabric import Config, Connection
 from tasks.core.host import Host, known_hosts_files, secure
 from tests.conftest import REPO, fab
 from tests.export_fixture import make_export
-from tests.standin.harness import STATE, more_settings, standin_cmd, standin_settings
+from tests.standin.harness import STATE, more_settings, project_exe, standin_cmd, standin_settings
 
 @dataclass
 class Standin:
@@ -156,3 +157,20 @@ def get(standin: Standin, path: str) -> tuple[int, str]:
                              f"https://qms.test{path}"], capture_output=True, text=True, timeout=30)
     body, _, code = result.stdout.rpartition("\n")
     return int(code or 0), body
+
+
+def deploy_in_background(s: Standin, log: Path, *args: str) -> subprocess.Popen:
+    """`fab deploy ARGS` started as a user starts it, its output going to `log` as it comes."""
+    with open(log, "w") as out:
+        return subprocess.Popen([project_exe("fab"), "-f", str(s.conf), "deploy", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for_output(process: subprocess.Popen, log: Path, text: str, timeout: float = 300) -> None:
+    """Until `text` (such as `== deps`, the line a step starts with) is in the log of a running `process`."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+

@@ -13,10 +13,10 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, fab
+from tests.conftest import assert_one_line_error, fab
 from tests.standin.app_changes import add_owner_field_and_endpoint, set_backend_version
-from tests.standin.conftest import deploy_example_app, get, remove_standin
-from tests.standin.harness import more_settings, project_exe
+from tests.standin.conftest import deploy_example_app, deploy_in_background, get, remove_standin, wait_for_output
+from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
 
@@ -434,14 +434,8 @@ def test_a_dropped_link_ends_the_deploy_within_the_keepalive_and_the_next_one_ta
     box.publish("a version deployed across a dropped link")
     veth = f"qms{json.loads((box.dir / 'info.json').read_text())['index']}h"
     log = box.tmp / "dropped-link.log"
-    with open(log, "w") as out:
-        deploy = subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "deploy"], stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 300
-    while "== deps" not in log.read_text():
-        assert deploy.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    deploy = deploy_in_background(box, log)
+    wait_for_output(deploy, log, "== deps")
     subprocess.run(["ip", "link", "set", veth, "down"], check=True)
     dropped = time.monotonic()
     try:

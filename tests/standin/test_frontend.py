@@ -221,7 +221,7 @@ def test_killed_upload_leaves_the_previous_release_serving_and_the_next_upload_c
         assert "QMS frontend stable" in page(box) and get(box, "/api/health/")[0] == 200
         left[stage] = {name for name, sealed in release_dirs(box).items() if not sealed} - known
         assert len(left[stage]) == 1, (stage, release_dirs(box))
-        wait_for(lambda: settled(box, *left[stage]), f"the killed upload's commands still run on the server", 60)
+        wait_for(lambda: settled(box, *left[stage]), "the killed upload's commands still run on the server", 60)
         wait_for(lambda: lock_is_stale(box), "the killed upload's lock holder lives on", 30)
     assert not left["early"] & set(release_dirs(box))   # the second upload removed what the first left
     # what a server that lost power in the middle of an upload keeps

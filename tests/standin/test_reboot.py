@@ -1,16 +1,13 @@
 """The server reboots (a kernel update, the provider's maintenance, a reboot in the middle of a deploy): it comes back
 by itself serving one complete version over HTTPS, and the next deploy is clean. The stand-in reboots like a VPS:
 scripts/standin boots it again when the machine inside asks for a reboot."""
-import os
-import subprocess
 import time
 
 import pytest
 
-from tests.conftest import REPO
 from tests.standin.app_changes import set_backend_version
-from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
-from tests.standin.harness import project_exe
+from tests.standin.conftest import (deploy_example_app, deploy_in_background, get, remove_standin, stamp_export,
+                                    wait_for_output)
 
 pytestmark = pytest.mark.standin
 
@@ -76,14 +73,8 @@ def test_after_a_reboot_the_site_comes_back_by_itself_and_the_next_deploy_is_cle
 def test_a_reboot_in_the_middle_of_a_deploy_leaves_the_old_version_serving_and_the_next_deploy_finishes(box):
     release(box, "v4", "4")
     log = box.tmp / "rebooted-deploy.log"
-    with open(log, "w") as out:
-        deploy = subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "deploy"], stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 300
-    while "== deps" not in log.read_text():
-        assert deploy.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    deploy = deploy_in_background(box, log)
+    wait_for_output(deploy, log, "== deps")
     reboot(box)
     assert deploy.wait(timeout=60) != 0
     errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]

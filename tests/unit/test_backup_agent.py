@@ -1,7 +1,6 @@
 """The backup agent run here as the server runs it (python3 -c, its JSON answer on stdout): a database path with
 URI characters in it, a database that is not there, and a disk that fills up half-way."""
 import gzip
-import json
 import os
 import resource
 import sqlite3

@@ -17,10 +17,6 @@ UNIT_OK = "Result=success\nActiveState=active\nSubState=running\nMemoryCurrent=[
           "program=/home/ubuntu/QMS/backend/.venv/bin/uvicorn\nexecutable=yes\nsocket=active\nrestarts=0\n"
 
 
-def by_check(findings):
-    return {f.check: f for f in findings}
-
-
 def test_listeners_name_every_process_on_each_port():
     found = checks.parse_listeners(SS)
     assert found == {443: "nginx", 80: "nginx", 22: "sshd", 8000: "python,systemd,uvicorn"}
