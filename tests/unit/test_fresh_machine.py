@@ -51,3 +51,9 @@ def test_the_projects_own_tools_run_with_only_the_systems_path(tool):
     result = run_tool(tool, "--list", env={"PATH": SYSTEM_PATH})
     assert result.returncode == 0, result.stderr
     assert "deploy" in result.stdout
+
+
+def test_no_two_test_modules_share_a_name():
+    # without packages, pytest imports a test module by its file name: a second one of that name stops the whole run
+    names = [path.name for path in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
