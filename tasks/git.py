@@ -12,6 +12,7 @@ from .core import clone
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .server import exclude_tool_paths
+from .lock import locked
 
 
 def git(s, args: str) -> str:
@@ -25,6 +26,7 @@ def head(host, s) -> str:
 
 @task(help={"ref": "branch, tag or commit to fetch (default: the setting qms.branch)",
             "commit": "the exact commit to go to, which must be in what was fetched (default: its tip)"})
+@locked()
 def git_pull(c, ref=None, commit=None):
     """Fast-forward the server's clone; refuse local edits.
 

@@ -32,6 +32,7 @@ from . import backend, envfile, service
 from .git import git
 from .git import pull as git_pull
 from .smoke import smoke_check
+from .lock import read_only
 
 DRY_LISTED = 30   # files a dry upload names one by one
 
@@ -277,6 +278,7 @@ def put_back_after_failure(host, s, before: dict, new: Optional[str]) -> Optiona
 
 
 @task(name="releases")
+@read_only
 def list_releases(c):
     """List the releases on the server; the served one marked *.
 
