@@ -6,7 +6,6 @@ was and at which step it stopped. `unlock` removes a lock by hand.
 Every task declares how it stands to the lock, and a unit test holds every task to it: `locked` (it changes the
 server: it runs holding the lock), `read_only`, or `own_lock` (the chains take it per host themselves, unlock
 manages it)."""
-import contextlib
 import functools
 import getpass
 import json
