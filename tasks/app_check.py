@@ -16,6 +16,7 @@ from .core.errors import UserError
 from .core.runtime import settings_of
 from .core.local_files import local_git
 from .secrets_check import problems, repo_of
+from .lock import read_only
 
 
 def git_findings(s, app: Path, layout: checks.Layout) -> list[Finding]:
@@ -52,6 +53,7 @@ def check_app(s, directory=None) -> tuple[Path, list[Finding]]:
 @task(help={"dir": "the app's checkout to check (default: qms.app_dir; qms.frontend.dir and qms.backend.dir are "
                    "inside it)",
             "json": "print the findings as JSON (for scripts) instead of a table"})
+@read_only
 def app_check(c, dir_=None, json_=False):
     """Check an app fits this tool, before its first setup.
 

@@ -19,6 +19,7 @@ from .core.deploy_records import listed
 from .core.errors import UserError
 from . import service
 from .backups import create_backup
+from .lock import locked
 from .core.runtime import host_of, settings_of
 
 UV_HOME = "/opt/uv"   # where deps installs uv from PyPI when the server has none
@@ -154,6 +155,7 @@ def deps(host, s, release: str) -> Optional[str]:
 
 
 @task
+@locked()
 def deps_task(c):
     """Re-install the served release's dependencies (a repair; deploy makes each release's venv).
 
@@ -209,6 +211,7 @@ def migrate_step(host, s, rid: str, outcome) -> Optional[str]:
 
 
 @task(name="migrate")
+@locked()
 def migrate_task(c):
     """Back up the database, then apply pending migrations.
 
@@ -237,6 +240,7 @@ def collectstatic(host, s, release: str) -> Optional[str]:
 
 
 @task(name="collectstatic")
+@locked()
 def collectstatic_task(c):
     """Collect the served release's static files again (a repair; deploy collects into each release).
 
@@ -248,6 +252,7 @@ def collectstatic_task(c):
 
 
 @task(positional=["command"], help={"command": "the manage.py command line, quoted: fab manage 'createsuperuser'"})
+@locked()
 def manage(c, command):
     """Run a manage.py command in the service's environment.
 

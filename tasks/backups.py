@@ -23,6 +23,7 @@ from .core.releases import human_size
 from .core.runtime import host_of, settings_of
 from .core.templates import render_template
 from .service import served_release, wait_healthy
+from .lock import locked, read_only
 
 SUFFIX = ".sqlite3.gz"
 AGENT_ON_SERVER = "/usr/local/lib/qms-deploy/backup_agent.py"   # for the timer, which has no fab to send it
@@ -117,6 +118,7 @@ def install_schedule(host, s, on: bool) -> None:
 @task(help={"download": "also keep a copy on this machine (qms.backups.local_dir)",
             "schedule": "install a systemd timer on the server (qms.backups.schedule) instead of backing up now",
             "unschedule": "remove that timer"})
+@locked()
 def backup(c, download=False, schedule=False, unschedule=False):
     """Back up the database (checked, gzip, sha256; S3 if set).
 
@@ -145,6 +147,7 @@ def backup(c, download=False, schedule=False, unschedule=False):
 
 
 @task(name="backups")
+@read_only
 def list_backups(c):
     """List backups on the server, here and in S3.
 
@@ -172,6 +175,7 @@ def list_backups(c):
 
 @task(positional=["backup"], help={"backup": "the backup id (see `backups`), or latest",
                                   "from": "where the backup is: server (default), local or s3"})
+@locked()
 def restore(c, backup, from_="server"):
     """Restore the database from a checked backup (undo on failure).
 

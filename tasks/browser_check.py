@@ -13,6 +13,7 @@ from invoke import Collection, task
 from rich.table import Table
 
 from .build import api_url_of
+from .lock import read_only
 from .core.browser_report import api_calls, no_api_note, origin, page_rows
 from .core.cdp import Browser, find_browser
 from .core.console import print_table
@@ -76,6 +77,7 @@ def browser_check(host, s, screenshots: Optional[str] = None) -> None:
 
 
 @task(name="browser-check", help={"screenshot": "save a PNG of each page into this directory"})
+@read_only
 def browser_check_task(c, screenshot=None):
     """Open the key pages in headless Chromium; report bad requests.
 

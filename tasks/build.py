@@ -21,6 +21,7 @@ from .core import releases
 from .core.releases import human_size
 from .core.runtime import settings_of
 from .secrets_check import repo_of
+from .lock import read_only
 
 
 def api_url_of(s) -> str:
@@ -74,6 +75,7 @@ def shadowing_env_files(frontend: Path, api_url: str) -> list[str]:
 
 
 @task(help={"install": "run `npm ci` even when node_modules looks current (default: only when needed)"})
+@read_only
 def build(c, install=False):
     """Build the frontend export here, with the env's API URL.
 

@@ -19,7 +19,7 @@ from .core import deploy_records as records
 from .core.console import print_table
 from .core.errors import UserError
 from .history import append
-from .lock import Lock
+from .lock import Lock, LockLost
 
 
 class Run:
@@ -99,6 +99,9 @@ def run_chain(run: Run, steps, switch_at: str, discard: Callable[[], str],
         reason = failure.reason if isinstance(failure, UserError) else run.outcome.error or str(failure)
         if host.dry:
             run.finish("failed")
+            raise
+        if isinstance(failure, LockLost):   # the server is the new owner's now: nothing to undo that is ours alone
+            run.finish("stopped")
             raise
         if not switched:
             discarded = ""

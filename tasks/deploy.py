@@ -29,7 +29,7 @@ from .core.errors import UserError
 from .core.local_files import local_git
 from .core.runtime import host_of, settings_of
 from .history import read_history
-from .lock import take
+from .lock import own_lock, take
 
 # Hosts this process switched, in order: (host, settings, state before). With several hosts, a later failure
 # puts these back too.
@@ -73,6 +73,7 @@ def put_back_earlier_hosts() -> list[str]:
             "wait": "wait up to this many seconds for another deploy's lock instead of failing at once",
             "plan": "change nothing: print every step, the diffs of rendered files, the commits and migrations, "
                     "and the files an upload would send (the same as fab --dry deploy)"})
+@own_lock
 def deploy(c, push=False, plan=False, wait=0):
     """Deploy the current commit: build, ship, restart, check.
 
@@ -123,6 +124,7 @@ def ship(host, s, sha: str, action: str, wait: float = 0, build: bool = False) -
 
 
 @task
+@own_lock
 def upload(c):
     """Ship the built export as a new release of the served backend commit.
 
@@ -142,6 +144,7 @@ def upload(c):
                   "one)",
             "restore_db": "also restore the database backup taken before the migrations that came after it "
                           "(data written since is lost)"})
+@own_lock
 def rollback(c, to=None, restore_db=False):
     """Serve an earlier release again (frontend and backend), offline.
 

@@ -20,6 +20,7 @@ from .core.runtime import host_of, settings_of
 from .history import read_history
 from .core.smoke import health_url, pages
 from .smoke import probe_site
+from .lock import read_only
 
 
 def software_checks(host, s) -> list[Finding]:
@@ -208,6 +209,7 @@ def browser_findings(host, s) -> list[Finding]:
 
 @task(name="doctor", help={"json": "print the findings as JSON (for scripts) instead of a table",
                            "browser": "also open the key pages in headless Chromium (browser-check)"})
+@read_only
 def doctor(c, json_=False, browser=False):
     """Run the troubleshooting checklist: what is wrong, the fix.
 

@@ -5,9 +5,11 @@ from invoke import Collection, task
 from .core import backend_plan as plan
 from .core.deploy_records import listed
 from .core.runtime import host_of, settings_of
+from .lock import locked
 
 
 @task(help={"diff": "only show which keys differ from the server's .env (values never shown); change nothing"})
+@locked(read_only_with="diff")
 def env(c, diff=False):
     """Write the server's .env (0600) from settings and secrets.
 

@@ -7,9 +7,11 @@ from .core.runtime import settings_of
 from .core.backend_plan import server_secrets
 from .core.secrets import MASK
 from .core.settings import fields
+from .lock import read_only
 
 
 @task(help={"all": "also list every known key with its default and meaning"})
+@read_only
 def settings(c, all=False):
     """Check and show the chosen environment's settings.
 

@@ -12,6 +12,7 @@ from .core.clone import last_error
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .server import exclude_tool_paths
+from .lock import locked
 
 
 def head(host, s) -> str:
@@ -21,6 +22,7 @@ def head(host, s) -> str:
 
 @task(help={"ref": "branch, tag or commit to fetch (default: the setting qms.branch)",
             "commit": "the exact commit to go to, which must be in what was fetched (default: its tip)"})
+@locked()
 def git_pull(c, ref=None, commit=None):
     """Fast-forward the server's clone; refuse local edits.
 

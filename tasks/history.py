@@ -9,6 +9,7 @@ from rich.table import Table
 from .core import deploy_records as records
 from .core.console import print_table
 from .core.runtime import host_of, settings_of
+from .lock import read_only
 
 
 def history_file(s) -> str:
@@ -26,6 +27,7 @@ def append(host, s, outcome: records.Outcome) -> None:
 
 
 @task(help={"n": "how many entries, newest last (default 20)"})
+@read_only
 def history(c, n=20):
     """Show the deploy log: who deployed what, when, how it ended.
 

@@ -16,6 +16,7 @@ from .core.errors import UserError
 from .core.nginx_site import nginx_binary, nginx_test, lint, render_site, route_collisions
 from .core.runtime import host_of, settings_of
 from .smoke import smoke_check
+from .lock import locked, read_only
 
 
 def has_certificate(host, s) -> bool:
@@ -111,6 +112,7 @@ def confirm_site_answers(host, s) -> None:
 
 
 @task(help={"force": "install, test and reload even when the server already has the rendered file"})
+@locked()
 def nginx_reload(c, force=False):
     """Install the nginx site safely (diff, nginx -t, reload).
 
@@ -131,6 +133,7 @@ def reload_site(host, s, force: bool = False):
 
 
 @task
+@read_only
 def nginx_lint(c):
     """Check the rendered nginx site locally (also under inv).
 

@@ -14,6 +14,7 @@ from .core import backend_plan as plan
 from .core import facts
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
+from .lock import locked
 
 
 def served_trees(s) -> list[str]:
@@ -63,6 +64,7 @@ def verify(host, s) -> list[str]:
 
 
 @task(help={"check": "only report what is wrong (exit 1 if anything is); change nothing"})
+@locked(read_only_with="check")
 def fix_perms(c, check=False):
     """Let nginx read the served files; verify over HTTP.
 

@@ -33,6 +33,7 @@ from .core.runtime import host_of, settings_of
 from . import backend, envfile, service
 from .git import pull as git_pull
 from .smoke import smoke_check
+from .lock import read_only
 
 DRY_LISTED = 30   # files a dry upload names one by one
 
@@ -322,6 +323,7 @@ def put_back_after_failure(host, s, before: dict, new: Optional[str]) -> Optiona
 
 @task(name="releases", help={"verify": "hash every release's files against its manifests instead of listing: one "
                                         "line per damaged release, a non-zero exit when any is"})
+@read_only
 def list_releases(c, verify=False):
     """List the releases on the server; the served one marked *.
 

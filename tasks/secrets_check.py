@@ -10,6 +10,7 @@ from .core.local_files import local_git, write_text
 from .core.runtime import settings_of
 from .core.secret_files import offence, sample_path
 from .core.settings import PROJECT_ROOT
+from .lock import read_only
 
 
 def repo_of(s, repo) -> Path:
@@ -36,6 +37,7 @@ def problems(s, repo: Path) -> list[str]:
 
 
 @task(help={"repo": "the git repository to check (default: the one holding qms.app_dir)"})
+@read_only
 def check_secrets(c, repo=None):
     """Fail when git holds secrets or .gitignore misses them.
 
@@ -53,6 +55,7 @@ def check_secrets(c, repo=None):
 
 
 @task(help={"repo": "the git repository to protect (default: the one holding qms.app_dir)"})
+@read_only
 def install_hooks(c, repo=None):
     """Install check-secrets as the repo's git pre-commit hook."""
     s = settings_of(c)

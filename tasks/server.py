@@ -9,6 +9,7 @@ from .core.console import print_table
 from rich.table import Table
 
 from .backups import create_backup
+from .lock import locked, read_only
 from .core import backend_plan as plan
 from .core import clone, facts
 from .core.errors import UserError
@@ -119,6 +120,7 @@ def finish_adoption(host, s) -> Optional[str]:
 
 
 @task
+@read_only
 def status(c):
     """Read-only overview of the server.
 
@@ -139,6 +141,7 @@ def status(c):
 
 
 @task
+@locked()
 def prepare(c):
     """Create the server's directory layout with safe modes.
 

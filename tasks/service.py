@@ -17,6 +17,7 @@ from .core import facts
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .core.smoke import health_url
+from .lock import locked, read_only
 
 
 def install_units(host, s, release: str) -> bool:
@@ -56,6 +57,7 @@ def service_step(host, s, release: str) -> Optional[str]:
 
 
 @task
+@locked()
 def service(c):
     """Install the backend's systemd template units, checked on the server.
 
@@ -167,6 +169,7 @@ def stop(host, s, *releases: Optional[str]) -> None:
 
 
 @task(help={"mode": "reload (workers replaced one by one: code or settings of the app changed) or restart"})
+@locked()
 def restart(c, mode="restart"):
     """Restart or reload the served release's backend without dropping requests.
 
@@ -212,6 +215,7 @@ LOGS = {"backend": "journalctl -u {unit}'@*.service' --no-pager -o short-iso -n 
 
 @task(help={"which": "backend (the journal), nginx (error log) or access (nginx access log)",
             "n": "how many lines (default 50)", "follow": "keep printing new lines (Ctrl-C to stop)"})
+@read_only
 def logs(c, which="backend", n=50, follow=False):
     """Show the backend journal or nginx's error/access log.
 

@@ -26,7 +26,7 @@ from .core import facts
 from .core.releases import release_id
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
-from .lock import take
+from .lock import own_lock, take
 
 
 def packages_step(host, s) -> Optional[str]:
@@ -105,6 +105,7 @@ def tls_step(host, s) -> Optional[str]:
 
 
 @task(help={"push": "push HEAD to the remote the server pulls from first (qms.git_remote)"})
+@own_lock
 def setup(c, push=False):
     """First deploy of a fresh server, end to end; idempotent.
 

@@ -8,6 +8,7 @@ from invoke import Collection, task
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .core.smoke import cors_problem, follow, pages
+from .lock import read_only
 
 
 def probe_site(host, s):
@@ -63,6 +64,7 @@ def smoke_step(host, s) -> None:
 
 
 @task(help={"browser": "also open the pages in headless Chromium (browser-check)"})
+@read_only
 def smoke(c, browser=False):
     """Check key pages through nginx: answers, loops, CORS.
 

@@ -6,10 +6,12 @@ from .core.errors import UserError
 from .core.host import fingerprint as describe_key
 from .core.host import host_key_name, record_host_key, scan_host_key
 from .core.runtime import connection_of, known_hosts_of, settings_of
+from .lock import read_only
 
 
 @task(help={"fingerprint": "the fingerprint you expect (SHA256:..., e.g. from your provider's console); "
                            "the host is refused when it offers another key"})
+@read_only
 def trust_host(c, fingerprint=None):
     """Show a server's ssh host key and record it in known_hosts.
 

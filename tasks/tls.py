@@ -13,6 +13,7 @@ from .core import nginx_commands as cmd
 from .core.errors import UserError
 from .core.runtime import host_of, settings_of
 from .nginx import install_site, rendered_for
+from .lock import locked
 
 DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/qms-nginx-reload.sh"
 HOOK_SCRIPT = ("#!/bin/sh\n# Installed by qms-deploy: serve a renewed certificate, but never reload a broken config.\n"
@@ -56,6 +57,7 @@ def check_certificate(host, s) -> None:
 
 
 @task(help={"check": "only report: days until expiry, served certificate, and `certbot renew --dry-run`"})
+@locked(read_only_with="check")
 def tls(c, check=False):
     """Get the certificate (certonly --webroot) and serve HTTPS.
 

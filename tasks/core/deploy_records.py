@@ -18,7 +18,7 @@ def lock_owner(action: str, user: str, machine: str, pid: int, now: datetime) ->
 def describe_owner(owner: Optional[dict]) -> str:
     """`deploy by alice from laptop (pid 42) since 2026-11-28 23:10:05 UTC, at step upload`."""
     if not owner:
-        return "an unknown deploy (the lock has no owner file)"
+        return "unknown command (the lock's owner file cannot be read)"
     return (f"{owner.get('action', 'deploy')} by {owner.get('user', '?')} from {owner.get('from', '?')} "
             f"(pid {owner.get('client_pid', '?')}) since {owner.get('since', '?')}, at step {owner.get('step', '?')}")
 

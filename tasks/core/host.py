@@ -162,13 +162,7 @@ class Host:
         a lock tell a running deploy from a killed one."""
         channel = self.conn.client.get_transport().open_session()
         channel.exec_command(command)
-        received = b""
-        while b"\n" not in received:
-            data = channel.recv(4096)
-            if not data:
-                break
-            received += data
-        return Held(channel, received.decode(errors="replace"))
+        return Held(channel, _line(channel))
 
     # -- idempotent operations -----------------------------------------------------------------------------
     def ensure_dir(self, path: str, mode: int = 0o755, owner: Optional[str] = None,
@@ -271,6 +265,17 @@ def bounded_waits(sock) -> None:
             sock.setsockopt(level, option, value)
 
 
+def _line(channel) -> str:
+    """What a held command prints up to the end of its next line (it answers each line it is sent with one)."""
+    received = b""
+    while not received.endswith(b"\n"):
+        data = channel.recv(4096)
+        if not data:
+            break
+        received += data
+    return received.decode(errors="replace")
+
+
 class Held:
     """A command left running by Host.hold: send it lines, then close it."""
     def __init__(self, channel, first_output: str):
@@ -280,6 +285,11 @@ class Held:
     def send(self, line: str) -> None:
         if not self.channel.closed:
             self.channel.sendall((line + "\n").encode())
+
+    def ask(self, line: str) -> str:
+        """Send `line` and return the one line the command answers ('' when it is gone)."""
+        self.send(line)
+        return _line(self.channel)
 
     def close(self, last_line: str = "") -> str:
         """Send `last_line` (if any), end the input, and return what it printed after its first line."""

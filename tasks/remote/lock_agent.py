@@ -1,18 +1,31 @@
-"""The deploy lock, on the server: one deploy at a time (standard library only).
+"""The deploy lock, on the server: one command that changes the server at a time (standard library only).
 
-`hold LOCK OWNER_JSON` takes the lock (an atomic mkdir) and keeps running on the deploy's own SSH channel. Its
-pid and start time go into LOCK/owner.json: while this process lives, the lock is held. When the deploy ends it
-sends `release`; when the deploy is killed, the channel closes, this process exits and leaves the lock behind,
-and the next deploy can tell it is stale (no such process) instead of waiting for a timeout. `step NAME` lines
-record where the deploy is, so a stale lock says where its deploy stopped.
+`hold LOCK OWNER_JSON` takes the lock and keeps running on the command's own SSH channel. Its pid and start time
+go into LOCK/owner.json: while this process lives, the lock is held. When the command ends it sends `release`;
+when it is killed, the channel closes, this process exits and leaves the lock behind, and the next deploy can tell
+it is stale (no such process) instead of waiting for a timeout. `step NAME` lines record where the deploy is, so a
+stale lock says where its deploy stopped. Each line gets a one-line JSON answer.
+
+One owner, always:
+- The check and the take are one step under flock(2) on LOCK.flock (the kernel frees it when a process dies, so
+  it can never be left behind): of several deploys that find one stale lock, exactly one takes it and the others
+  see the winner. The new lock is made complete aside (owner.json in it) and renamed into place, so a lock never
+  lacks its owner.
+- Each take has a random token. `step` and `release` act only while the lock still holds it: after
+  `unlock --force` and a new take, the old holder's writes are refused and it answers `lost` with the new owner.
+- Liveness needs no write after the take: a step that cannot be recorded (a full disk) is answered with a warning
+  and the lock stays held. A lock whose owner cannot be read or judged is held, never stale: unlock --force
+  clears it.
 
 `status LOCK` and `unlock LOCK [force]` read and remove it.
 """
+import fcntl
+import glob
 import json
 import os
+import secrets
 import shutil
 import sys
-import time
 
 
 def fail(message):
@@ -32,90 +45,139 @@ def started(pid):
 def read_owner(lock):
     try:
         with open(os.path.join(lock, "owner.json")) as f:
-            return json.load(f)
+            owner = json.load(f)
+        return owner if isinstance(owner, dict) else None
     except (OSError, ValueError):
         return None
 
 
 def alive(owner):
-    return bool(owner) and owner.get("start") is not None and started(owner.get("pid")) == owner.get("start")
+    """Held while its holder runs. An owner that cannot be read (None) or judged (no pid and start time) counts as
+    held: calling it stale would hand a running deploy's lock to another."""
+    if not owner or owner.get("start") is None:
+        return True
+    return started(owner.get("pid")) == owner.get("start")
 
 
 def write_owner(lock, owner):
     tmp = os.path.join(lock, "owner.json.new")
-    with open(tmp, "w") as f:
-        json.dump(owner, f)
-    os.replace(tmp, os.path.join(lock, "owner.json"))
+    try:
+        with open(tmp, "w") as f:
+            json.dump(owner, f)
+        os.replace(tmp, os.path.join(lock, "owner.json"))
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class serialised:
+    """flock(2) on LOCK.flock for one check-and-change: takers, steps, releases and unlocks never interleave."""
+
+    def __init__(self, lock):
+        self.path = lock + ".flock"
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)   # closing frees the flock
+
+
+def remove(lock):
+    """Move the lock aside with one rename, then delete it: a removal cut short never leaves a lock without owner."""
+    aside = "%s.stale-%d" % (lock, os.getpid())
+    os.rename(lock, aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def take(lock, owner):
-    """(taken, the stale owner that was replaced, or the live one that holds it)."""
-    for _ in range(3):
+    """(taken, the stale owner that was replaced or {} when there was none, or the one that holds it); under the
+    flock, so nobody else checks or takes meanwhile."""
+    with serialised(lock):
+        for leftover in glob.glob(glob.escape(lock) + ".new-*") + glob.glob(glob.escape(lock) + ".stale-*"):
+            shutil.rmtree(leftover, ignore_errors=True)   # of a taker killed half-way (they only exist under the flock)
+        replaced = None
+        if os.path.isdir(lock):
+            replaced = read_owner(lock)
+            if alive(replaced):
+                return False, replaced
+            remove(lock)
+        made = "%s.new-%d" % (lock, os.getpid())
         try:
-            os.mkdir(lock, 0o750)
-            write_owner(lock, owner)
-            return True, None
-        except FileExistsError:
-            pass
-        current = read_owner(lock)
-        if current is None and time.time() - os.stat(lock).st_mtime < 10:
-            time.sleep(0.5)   # another deploy is between its mkdir and its owner.json
-            continue
-        if alive(current):
-            return False, current
-        # Stale: move it aside with one rename, so that of two deploys seeing it only one takes over.
-        aside = "%s.stale-%d" % (lock, os.getpid())
-        try:
-            os.rename(lock, aside)
+            os.mkdir(made, 0o750)
+            write_owner(made, owner)
+            os.rename(made, lock)
         except OSError:
-            continue
-        shutil.rmtree(aside, ignore_errors=True)
-        try:
-            os.mkdir(lock, 0o750)
-        except FileExistsError:
-            continue
-        write_owner(lock, owner)
-        return True, current or {}
-    return False, read_owner(lock) or {}
+            shutil.rmtree(made, ignore_errors=True)
+            raise
+        return True, replaced
+
+
+def answer(reply):
+    print(json.dumps(reply), flush=True)
 
 
 def hold(lock, owner_json):
     if not os.path.isdir(os.path.dirname(lock)):
         fail("%s does not exist: the server is not set up (run setup)" % os.path.dirname(lock))
     owner = json.loads(owner_json)
-    owner.update(pid=os.getpid(), start=started(os.getpid()))
-    taken, other = take(lock, owner)
+    token = secrets.token_hex(16)
+    owner.update(pid=os.getpid(), start=started(os.getpid()), token=token)
+    try:
+        taken, other = take(lock, owner)
+    except OSError as e:
+        fail("cannot write the lock in %s: %s (free some space on the server)" % (os.path.dirname(lock), e))
     if not taken:
-        print(json.dumps({"held": other}), flush=True)
+        answer({"held": other})
         return
-    print(json.dumps({"taken": True, "stale": other}), flush=True)
+    answer({"taken": True, "stale": other})
     for line in sys.stdin:
         command, _, argument = line.strip().partition(" ")
-        if command == "step":
+        if command not in ("step", "release"):
+            answer({"error": "unknown command " + command})
+            continue
+        with serialised(lock):
+            current = read_owner(lock) if os.path.isdir(lock) else None
+            if (current or {}).get("token") != token:
+                # unlock --force removed ours (and another may hold it now): touch nothing, say whose it is
+                answer({"lost": current})
+                if command == "release":
+                    return
+                continue
+            if command == "release":
+                remove(lock)
+                answer({"released": True})
+                return
             owner["step"] = argument
-            write_owner(lock, owner)
-        elif command == "release":
-            shutil.rmtree(lock, ignore_errors=True)
-            print(json.dumps({"released": True}), flush=True)
-            return
+            try:
+                write_owner(lock, owner)
+                answer({"ok": True})
+            except OSError as e:   # the lock stays held (this process lives); only the step is not recorded
+                answer({"ok": True, "warning": "could not record step %s in the lock: %s" % (argument, e)})
     # End of input without `release`: the deploy is gone. The lock stays, and reads as stale from now on.
 
 
 def status(lock):
-    owner = read_owner(lock) if os.path.isdir(lock) else None
-    print(json.dumps({"owner": owner, "locked": os.path.isdir(lock), "alive": alive(owner)}))
+    locked = os.path.isdir(lock)
+    owner = read_owner(lock) if locked else None
+    print(json.dumps({"owner": owner, "locked": locked, "alive": locked and alive(owner)}))
 
 
 def unlock(lock, force):
-    owner = read_owner(lock)
-    if not os.path.isdir(lock):
-        print(json.dumps({"removed": None}))
-        return
-    if alive(owner) and not force:
-        print(json.dumps({"held": owner}))
-        return
-    shutil.rmtree(lock, ignore_errors=True)
-    print(json.dumps({"removed": owner or {}}))
+    with serialised(lock):
+        if not os.path.isdir(lock):
+            print(json.dumps({"removed": None}))
+            return
+        owner = read_owner(lock)
+        if alive(owner) and not force:
+            print(json.dumps({"held": owner}))
+            return
+        remove(lock)
+        print(json.dumps({"removed": owner or {}}))
 
 
 if __name__ == "__main__":
