@@ -86,8 +86,8 @@ def test_a_commit_with_a_migration_and_an_endpoint(box):
     assert "pending migrations: quality.0002_defect_owner" in result.stdout
     backup = result.stdout.split("backup ")[1].split(":")[0]
     assert served(box) != before
-    # the old release stopped but kept for rollback
-    assert box.ssh(f"systemctl is-active qms-backend@{before}.service", check=False).stdout.strip() == "inactive"
+    # the old release kept for rollback, its backend running as the standby (qms.backend.standby)
+    assert box.ssh(f"systemctl is-active qms-backend@{before}.service", check=False).stdout.strip() == "active"
     assert box.ssh(f"test -f ~/QMS/releases/{before}/release.json", check=False).returncode == 0
     code, body = get(box, "/api/owners/")
     assert code == 200 and '"owners"' in body
@@ -147,8 +147,9 @@ def test_a_release_that_fails_its_health_never_serves(box):
         releases = box.ssh("ls ~/QMS/releases").stdout.split()
         assert releases and all(box.ssh(f"test -f ~/QMS/releases/{r}/release.json", check=False).returncode == 0
                                 for r in releases)   # nothing half-made is left
-        assert box.ssh("systemctl list-units --all --plain --no-legend 'qms-backend@*.service' | grep -c active",
-                       check=False).stdout.strip() == "1"
+        # the failed release's backend stopped: the served one and the standby run, no other
+        assert box.ssh("systemctl list-units --all --plain --no-legend 'qms-backend@*.service' | grep -c ' active '",
+                       check=False).stdout.strip() == "2"
     finally:
         views.write_text(good)
         box.publish("fixed")

@@ -118,7 +118,7 @@ def test_old_releases_are_pruned_to_keep_releases_never_the_served_one(box):
     assert len(releases) == 2 and all(releases.values()), releases
     assert served(box) in releases and "QMS frontend prune2" in page(box)
     active = box.ssh("systemctl list-units --plain --no-legend --state=active 'qms-backend@*.service' | wc -l")
-    assert active.stdout.strip() == "1"   # the pruned releases' instances are stopped too
+    assert active.stdout.strip() == "2"   # the served one and the standby: the pruned releases' instances stopped
 
 
 def test_an_export_for_another_environment_is_refused_and_the_server_is_unchanged(box):
