@@ -156,9 +156,13 @@ def instances(host, s) -> dict[str, str]:
 
 
 def is_warm(host, s, release: str) -> bool:
-    """Running and answering its health check: a rollback to it needs no start."""
+    """Running, answering its health check, and started after the .env last changed (a standby started before
+    `env` wrote new values still holds the old ones): a rollback to it needs no start."""
     now = state(host, s, release)
-    return now.active == "active" and bool(now.workers) and now.health == "200"
+    if not (now.active == "active" and now.workers and now.health == "200"):
+        return False
+    return bool(facts.parse_started_after(host.probe(facts.started_after_command(
+        plan.instance(s, release), plan.env_file(s)), sudo=True).stdout))
 
 
 def stop(host, s, *releases: Optional[str]) -> None:

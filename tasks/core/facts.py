@@ -259,3 +259,17 @@ def parse_instances(output: str, unit: str) -> dict[str, str]:
         if len(words) >= 3 and words[0].startswith(unit + "@") and words[0].endswith(".service"):
             found[words[0][len(unit) + 1:-len(".service")]] = words[2]
     return found
+
+
+def started_after_command(unit: str, path: str) -> str:
+    """Whether the unit's main process started after `path` last changed (then it read that file's content):
+    `after`, `before`, or `unknown` (not running, no such file)."""
+    u, q = shlex.quote(f"{unit}.service"), shlex.quote(path)
+    return (f"t=$(systemctl show -p ExecMainStartTimestamp --value {u}); s=$(date -d \"$t\" +%s 2>/dev/null); "
+            f"m=$(stat -c %Y {q} 2>/dev/null); if [ -z \"$s\" ] || [ -z \"$m\" ]; then echo unknown; "
+            "elif [ \"$m\" -lt \"$s\" ]; then echo after; else echo before; fi")
+
+
+def parse_started_after(output: str) -> Optional[bool]:
+    word = output.strip()
+    return True if word == "after" else False if word == "before" else None

@@ -296,6 +296,12 @@ def test_env_diff_names_keys_never_values_and_a_change_restarts(box, tmp_path):
         assert restarted.returncode == 0 and "restarted and healthy" in restarted.stdout
         shown = fab("-f", conf, "manage", "shell -c \"import os; print(os.environ['FEATURE_FLAG'])\"")
         assert 'on $HOME "quoted" #1' in shown.stdout
+        # the standby started before this .env: a rollback starts it again rather than serve the old values
+        now = served(box)
+        back = fab("-f", conf, "rollback")
+        assert back.returncode == 0, back.stdout[-2000:] + back.stderr
+        assert "running and healthy: switching" not in back.stdout and " healthy in " in back.stdout
+        assert fab("-f", conf, "rollback", "--to", now).returncode == 0
     finally:
         assert box.fab("env").returncode == 0 and box.fab("restart").returncode == 0
 

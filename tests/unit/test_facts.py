@@ -123,3 +123,11 @@ def test_backend_instances_from_list_units():
                                                               "20261202-012301-1a2b3c4": "failed",
                                                               "20261201-230000-0000000": "inactive"}
     assert facts.parse_instances("", "qms-backend") == {}
+
+
+def test_a_standby_started_before_the_env_changed_is_not_warm():
+    assert facts.parse_started_after("after\n") is True
+    assert facts.parse_started_after("before\n") is False
+    assert facts.parse_started_after("unknown\n") is None and facts.parse_started_after("") is None
+    command = facts.started_after_command("qms-backend@r1", "/home/ubuntu/My QMS/shared/.env")
+    assert "'/home/ubuntu/My QMS/shared/.env'" in command and "--value qms-backend@r1.service)" in command
