@@ -17,6 +17,7 @@ import shlex
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -66,9 +67,10 @@ class Host:
         if self.gone:   # Fabric would open a new connection, and wait out its timeout, over the same dead link
             raise self.gone
         # servers speak UTF-8; Invoke would decode with this machine's code page (cp949 on a Korean Windows)
-        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=timeout or self.timeout,
-                       encoding="utf-8")
+        limit = timeout or self.timeout
+        options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=limit, encoding="utf-8")
         password = self.conn.config.sudo.password
+        started = time.monotonic()
         try:
             if sudo and password:
                 result = self.conn.sudo(f"bash -c {shlex.quote(command)}", password=password, **options)
@@ -77,12 +79,8 @@ class Host:
                 result = self.conn.run(f"sudo -n bash -c {shlex.quote(command)}", **options)
             else:
                 result = self.conn.run(command, **options)
-        except CommandTimedOut as late:
-            shown = command if len(command) <= 60 else command[:57] + "..."
-            raise UserError(f"[{self.name}] `{shown}` did not finish within {late.timeout:g} s and was stopped: "
-                            "check the server (fab doctor); if it needs longer, raise "
-                            + ("qms.ssh.long_timeout" if timeout == self.long_timeout
-                               else "qms.ssh.command_timeout")) from None
+        except CommandTimedOut:
+            raise self.too_long(command, limit) from None
         except AuthFailure:
             raise UserError(f"[{self.name}] sudo refused the password: check it, or give {self.conn.user} "
                             "passwordless sudo") from None
@@ -90,6 +88,9 @@ class Host:
             raise self.lost(command, lost) from None
         if result.exited == -1 and not self.conn.is_connected:   # the channel closed with the transport: no status
             raise self.lost(command, None)
+        if result.exited == -1 and time.monotonic() - started >= limit:
+            # Invoke's timer closed the channel; it raises CommandTimedOut only if its thread ended in time to say so
+            raise self.too_long(command, limit)
         if result.failed and sudo and not password and "a password is required" in result.stderr:
             raise UserError(f"[{self.name}] sudo needs a password for {self.conn.user}: run fab with "
                             "--prompt-for-sudo-password, or allow passwordless sudo for this user")
@@ -97,6 +98,12 @@ class Host:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
             raise RemoteFailure(f"[{self.name}] `{command}` failed with exit code {result.exited}: {detail[0]}")
         return result
+
+    def too_long(self, command: str, limit: float) -> UserError:
+        shown = command if len(command) <= 60 else command[:57] + "..."
+        setting = "qms.ssh.long_timeout" if limit == self.long_timeout else "qms.ssh.command_timeout"
+        return UserError(f"[{self.name}] `{shown}` did not finish within {limit:g} s and was stopped: check the "
+                         f"server (fab doctor); if it needs longer, raise {setting}")
 
     def lost(self, command: str, why) -> "RemoteFailure":
         """The error for a connection that broke during `command`; every later command fails with it at once."""
