@@ -201,18 +201,19 @@ def switch_step(host, s, rid: str) -> Optional[str]:
 
 
 def retire_step(host, s, before: dict) -> Optional[str]:
-    """After the new release passed the smoke checks: stop the one it replaced (kept for rollback) and prune."""
+    """After the new release passed the smoke checks: stop the one it replaced (kept for rollback) and any other
+    that runs but is not served, and prune."""
     previous = before.get("release")
     if host.dry:
         return None
-    if previous and previous != service.served(host, s):
-        service.stop(host, s, previous)
+    # every instance but the served one: the replaced release's, and any a killed deploy left running
+    stopped = service.stop_strays(host, s, {service.served(host, s)})
     pruned = prune(host, s, protected=(previous,))
     for rid in pruned:
         service.stop(host, s, rid)
     if pruned:
         host.say(f"pruned release(s) {', '.join(pruned)} (qms.keep_releases: {s.keep_releases})")
-    return f"stopped {previous}" if previous else None
+    return f"stopped {', '.join(stopped)}" if stopped else None
 
 
 def release_steps(host, s, sha: str, rid: str, run, already: Optional[str]):

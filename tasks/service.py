@@ -134,6 +134,7 @@ def start(host, s, release: str) -> Optional[str]:
     if host.dry:
         host.say(f"would start {plan.instance(s, release)} and wait for {health_url(s)} on its socket")
         return None
+    stop_strays(host, s, {served(host, s), release})   # their memory is what the new one needs
     started = time.monotonic()
     before = state(host, s, release).workers
     host.sudo(f"systemctl enable -q {unit}.socket {unit}.service && systemctl start {unit}.socket && "
@@ -146,6 +147,23 @@ def start(host, s, release: str) -> Optional[str]:
     host.say(f"{plan.instance(s, release)} healthy in {time.monotonic() - started:.1f} s ({health_url(s)} answers "
              "on its socket)")
     return f"started {plan.instance(s, release)}"
+
+
+def live_instances(host, s) -> set[str]:
+    """The releases whose backend instance runs (or starts, or listens): asked of systemd, not of what a run did."""
+    return facts.parse_live_instances(host.probe(facts.instances_command(s.backend.unit), sudo=True).stdout,
+                                      s.backend.unit)
+
+
+def stop_strays(host, s, keep) -> list[str]:
+    """Stop every running instance but those of the releases in `keep`. A deploy killed after its start (or after
+    the switch) leaves one that serves nothing and holds memory the 1 GB box needs."""
+    strays = sorted(live_instances(host, s) - set(keep))
+    for release in strays:
+        stop(host, s, release)
+    if strays:
+        host.say(f"stopped the backend of release(s) that serve nothing: {', '.join(strays)}")
+    return strays
 
 
 def stop(host, s, release: Optional[str]) -> None:
@@ -182,9 +200,14 @@ def restart_release(host, s, release: str, mode: str) -> Optional[str]:
 
 
 def restart_if_changed(host, s, served: str, changed_steps) -> Optional[str]:
-    """The served release already holds the commit and the export: restart it only when `changed_steps` (the run's
-    steps that changed something, asked by name) says the .env or the units changed."""
+    """The served release already holds the commit and the export: restart it when `changed_steps` (the run's
+    steps that changed something, asked by name) says the .env or the units changed, or when its instance does not
+    run healthy (a deploy killed after the switch, a crash): decided from the server, not from the last run."""
     changed = changed_steps("env", "service")
+    if not host.dry:
+        now = state(host, s, served)
+        if now.active != "active" or now.health != "200":
+            changed = [*changed, f"its backend is {now.active}, health {now.health or 'no answer'}"]
     if not changed:
         host.say(f"release {served} already serves this commit and export: nothing to ship")
         return None

@@ -244,3 +244,24 @@ def parse_instance_state(output: str) -> InstanceState:
     health = found.get("health", "")
     return InstanceState(found.get("active", "unknown"), frozenset(found.get("workers", "").split()),
                          "" if health in ("", "000") else health)
+
+
+def instances_command(unit: str) -> str:
+    """The loaded instances of template `unit` (services and sockets), whatever their state."""
+    return f"systemctl list-units --plain --no-legend --full --all {shlex.quote(unit + '@*')}"
+
+
+# states in which an instance holds memory or a socket (a failed or dead one holds neither)
+LIVE_STATES = {"active", "activating", "deactivating", "reloading", "refreshing"}
+
+
+def parse_live_instances(output: str, unit: str) -> set[str]:
+    """The releases whose instance of `unit` (service or socket) is live, from `instances_command`'s output:
+    `UNIT LOAD ACTIVE SUB DESCRIPTION...` a line."""
+    live = set()
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].startswith(unit + "@") and fields[2] in LIVE_STATES:
+            live.add(fields[0][len(unit) + 1:].rsplit(".", 1)[0])
+    return live
+

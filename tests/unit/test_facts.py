@@ -1,4 +1,6 @@
 """Facts are data: recorded command output in, state out; operations follow from the difference."""
+from pathlib import Path
+
 import pytest
 
 from tasks.core import facts
@@ -112,3 +114,18 @@ def test_a_backend_instances_state_in_one_round_trip():
     starting = facts.parse_instance_state("active=activating\nworkers=\nhealth=000\n")
     assert starting.active == "activating" and not starting.workers and starting.health == ""
     assert facts.parse_instance_state("").active == "unknown"
+
+
+def test_live_instances_from_systemctl_list_units():
+    # captured on the stand-in during a deploy's start: the served release, and the new one activating
+    captured = (Path(__file__).parent / "captured" / "systemctl-instances.txt").read_text()
+    assert facts.parse_live_instances(captured, "qms-backend") == {"20261202-043635-f237a41", "20261202-043814-b0f6a50"}
+    # a failed or stopped instance holds nothing; another app's template is not ours
+    assert facts.parse_live_instances(
+        "qms-backend@r1.service loaded failed failed QMS backend release r1\n"
+        "qms-backend@r2.socket loaded inactive dead QMS backend socket of release r2\n"
+        "qms-backend-other@r3.service loaded active running other\n"
+        "qms-backend@r4.socket loaded active listening QMS backend socket of release r4\n", "qms-backend") == {"r4"}
+    assert facts.parse_live_instances("", "qms-backend") == set()
+    assert facts.instances_command("qms-backend") == \
+        "systemctl list-units --plain --no-legend --full --all 'qms-backend@*'"
