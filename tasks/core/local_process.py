@@ -8,6 +8,9 @@ command ends, and one app's build runs once at a time.
 - `exclusive` takes an flock on a file under the user's cache dir, one per app folder; the holder's description
   is in the file, so the refusal names the running build.
 
+- SIGTERM (`kill`, a CI job's timeout, systemd) interrupts the tool as Ctrl-C does: the chains put back or discard
+  what they began, record "interrupted" and free the lock, instead of dying mid-step.
+
 Windows has neither process groups nor flock in this form: there the child runs plainly (as before) and the lock
 uses msvcrt's byte lock.
 """
@@ -41,6 +44,14 @@ if not sys.stdin.buffer.read(1):
     except ProcessLookupError:
         pass
 """
+
+
+def terminate_as_interrupt() -> None:
+    """From now on SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    if POSIX:
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def end_group(group: int, grace: float = GRACE_SECONDS) -> None:
