@@ -37,14 +37,15 @@ class RemoteFailure(UserError):
 # Every command runs in a process group of its own (setsid), and a guard beside it ends that group when the
 # command's input ends: the SSH channel closed (the tool was killed, the link dropped) or the tool closed it on
 # Ctrl-C. sshd signals nothing to a command without a terminal, so uv, git archive | tar or a migration under
-# systemd-run (which stops its unit when it gets SIGTERM) would otherwise go on after the deploy died, writing
-# into a release the next deploy removes. SIGTERM, then SIGKILL after 5 s; the guard waits until the group is gone.
+# systemd-run would otherwise go on after the deploy died, writing into a release the next deploy removes. SIGTERM
+# once (a command may clean up on it: manage_command stops its unit), SIGKILL after 5 s; the guard waits until the
+# group is gone.
 GUARD = """exec 3<&0 </dev/null
 setsid bash -c "$1" &
 c=$!
-{ read -r -n 1 _ <&3; trap '' TERM; n=0
+{ read -r -n 1 _ <&3; trap '' TERM; kill -TERM -- -$c; kill -TERM $c; n=0
   while kill -0 $c || kill -0 -- -$c; do
-    [ $n -lt 50 ] && s=TERM || s=KILL; kill -$s -- -$c; kill -$s $c; n=$((n+1)); sleep 0.1
+    n=$((n+1)); [ $n -eq 50 ] && { kill -KILL -- -$c; kill -KILL $c; }; sleep 0.1
   done; } >/dev/null 2>&1 &
 w=$!
 wait $c
