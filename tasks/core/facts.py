@@ -264,4 +264,3 @@ def parse_live_instances(output: str, unit: str) -> set[str]:
         if len(fields) >= 3 and fields[0].startswith(unit + "@") and fields[2] in LIVE_STATES:
             live.add(fields[0][len(unit) + 1:].rsplit(".", 1)[0])
     return live
-

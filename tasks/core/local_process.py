@@ -1,15 +1,14 @@
 """Programs the tool runs on this machine (npm, and the `next build` it starts) die with the command, however the
 command ends, and one app's build runs once at a time.
 
-- A child runs in a process group of its own: Ctrl-C (KeyboardInterrupt here) or an error ends the whole group,
-  npm's grandchildren included, which a plain subprocess.run leaves running.
-- A guard process holds the other end of a pipe only this process writes: when this process dies without a word
-  (SIGKILL, SIGTERM, a crash), the guard reads end-of-file and ends the group.
-- `exclusive` takes an flock on a file under the user's cache dir, one per app folder; the holder's description
-  is in the file, so the refusal names the running build.
-
+- A child runs in a process group of its own, so that a Ctrl-C at the terminal reaches this process alone, and a
+  guard process beside it holds the read end of a pipe only this process writes. The end of the pipe without the
+  all-clear byte (Ctrl-C or an error here, or this process killed: SIGKILL, a crash) makes the guard end the whole
+  group, npm's grandchildren included, which a plain subprocess.run leaves running.
 - SIGTERM (`kill`, a CI job's timeout, systemd) interrupts the tool as Ctrl-C does: the chains put back or discard
   what they began, record "interrupted" and free the lock, instead of dying mid-step.
+- `exclusive` takes an flock on a file under the user's cache dir, one per app folder; the holder's description
+  is in the file, so the refusal names the running build.
 
 Windows has neither process groups nor flock in this form: there the child runs plainly (as before) and the lock
 uses msvcrt's byte lock.
@@ -24,12 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from .errors import UserError
 
 POSIX = os.name == "posix"
 GRACE_SECONDS = 5   # between SIGTERM and SIGKILL for a group that does not end
 
-# The guard: waits for one byte (the all-clear) or end-of-file (the tool died), and on the latter ends the group.
+# The guard: waits for one byte (the all-clear) or end-of-file, and on the latter ends the group: SIGTERM, then
+# SIGKILL to what is left after the grace period.
 GUARD = r"""
 import os, signal, sys, time
 group = int(sys.argv[1])
@@ -54,19 +55,6 @@ def terminate_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
-def end_group(group: int, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM to process group `group`, SIGKILL to what is left of it after `grace` seconds."""
-    try:
-        os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            os.killpg(group, 0)
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def run_grouped(args: list[str], cwd: Path, env: dict) -> int:
     """Run `args` to the end and return its exit code; whatever ends this process first ends the child's whole
     process group too."""
@@ -80,16 +68,16 @@ def run_grouped(args: list[str], cwd: Path, env: dict) -> int:
     finally:
         os.close(read)
     try:
-        return child.wait()
-    except BaseException:   # Ctrl-C, or anything else that ends the command: the group goes with it
-        end_group(child.pid)
-        child.wait()
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            os.write(write, b"k")   # the all-clear: the guard leaves
+        code = child.wait()
+    except BaseException:   # Ctrl-C, or anything else that ends the command: no all-clear, the guard ends the group
         os.close(write)
+        child.wait()
         guard.wait()
+        raise
+    os.write(write, b"k")   # the all-clear (the child is reaped: its group id may be another's soon)
+    os.close(write)
+    guard.wait()
+    return code
 
 
 def lock_path(folder: Path) -> Path:
