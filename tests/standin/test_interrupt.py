@@ -133,7 +133,8 @@ def running_instances(box) -> set:
 def check_full_deploy(box, version: str, traffic=None, before: str = "") -> list[str]:
     """A deploy run to the end: it serves `version`, and no backend instance but the served one runs."""
     result = box.fab("deploy", timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    if result.returncode != 0:
+        return [f"the full deploy of {version} failed: {result.stderr.strip()}"]
     problems = []
     if served_pair(box) != ((200, version), (200, version)):
         problems.append(f"after the full deploy of {version}: serves {served_pair(box)}")
