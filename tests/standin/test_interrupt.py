@@ -19,18 +19,17 @@ from tests.standin.app_changes import set_backend_version
 from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
 from tests.standin.harness import project_exe
 
-pytestmark = pytest.mark.standin
+pytestmark = [pytest.mark.standin, pytest.mark.timeout(900)]   # about 9 min with its set-up on a busy machine
 
 INT, TERM, KILL = signal.SIGINT, signal.SIGTERM, signal.SIGKILL
 # (the line of the tool's output to wait for, seconds more, the signal, then a deploy to the end): each deploy is
 # interrupted at the next point; a full deploy follows where a user would see the site change hands
 POINTS = [("== env", 0, KILL, False), ("== git-pull", 0, INT, False), ("== release", 0, KILL, False),
-          ("== deps", 0, INT, False), ("== deps", 0.3, KILL, False), ("== upload", 0, INT, False),
-          ("== upload", 0.6, KILL, True), ("== app-settings", 0, KILL, False), ("pending migrations", 2, KILL, False),
+          ("== deps", 0.3, KILL, False), ("== upload", 0, INT, False), ("== upload", 0.6, KILL, True),
+          ("== app-settings", 0, KILL, False), ("pending migrations", 2, KILL, False),
           ("pending migrations", 2, INT, False), ("== collectstatic", 0, TERM, False), ("== seal", 0, KILL, False),
-          ("== service", 0, INT, False), ("== start", 0, KILL, False), ("== start", 1, INT, False),
-          ("== switch", 0, KILL, False), ("== nginx-reload", 0, KILL, True), ("== smoke", 0, INT, False),
-          ("== retire", 0, KILL, True)]
+          ("== service", 0, INT, False), ("== start", 1, INT, False), ("== switch", 0, KILL, False),
+          ("== nginx-reload", 0, KILL, True), ("== smoke", 0, INT, False), ("== retire", 0, KILL, True)]
 # what the tool starts on the server on a deploy's behalf: none may outlive the deploy
 LEFTOVERS = re.compile(r"\buv\b|git archive|tar -x|manage\.py|release_agent|compileall")
 
