@@ -5,9 +5,11 @@ from . import app_check, backend, backups, browser_check, build, deploy, doctor,
     lock, nginx, perms, release, secrets_check, server, service, setup, smoke, ssh, tls
 from .core.errors import install_excepthook, quiet_library_logs
 from .core.local_files import tolerant_output, utf8_settings_files
+from .core.local_process import terminate_as_interrupt
 from .core.settings import defaults
 
 install_excepthook()
+terminate_as_interrupt()
 quiet_library_logs()
 utf8_settings_files()   # before Invoke reads the -f file (after this import)
 tolerant_output()

@@ -5,7 +5,6 @@ The API URL comes from the environment's settings and is set explicitly for the 
 `.env.local` can silently win; the export is then scanned and stamped with build-info.json.
 """
 import os
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from .core import app_check, bundle, memory
 from .core.checks import FAIL
 from .core.errors import UserError
 from .core.local_files import find_npm, local_git, remove_tree
+from .core.local_process import exclusive, run_grouped
 from .core import releases
 from .core.releases import human_size
 from .core.runtime import settings_of
@@ -56,7 +56,7 @@ def npm_install_needed(frontend: Path) -> bool:
 
 def run_npm(npm: str, args: list[str], frontend: Path, env: dict) -> None:
     print(f"build: npm {' '.join(args)}", flush=True)
-    code = subprocess.run([npm, *args], cwd=frontend, env=env).returncode
+    code = run_grouped([npm, *args], frontend, env)   # npm and the `next build` it starts end with this command
     if code != 0:
         raise UserError(f"npm {' '.join(args)} failed with exit code {code} in {frontend}: see its output above")
 
@@ -119,7 +119,11 @@ def make_export(s, install: bool = False, dry: bool = False) -> None:
               f"in {frontend}")
         return
     refuse_small_machine(s)
-    env = {**os.environ, **extra}
+    with exclusive(frontend, f"a build of {frontend}"):   # two builds in one .next/ and out/ break each other
+        build_export(s, frontend, npm, install, {**os.environ, **extra}, api_url, env_name)
+
+
+def build_export(s, frontend: Path, npm: str, install: bool, env: dict, api_url: str, env_name: str) -> None:
     started = time.monotonic()
     if install or npm_install_needed(frontend):
         run_npm(npm, ["ci", "--no-audit", "--no-fund"], frontend, env)

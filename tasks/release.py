@@ -249,9 +249,8 @@ def retire_step(host, s, before: dict) -> Optional[str]:
     pruned = prune(host, s, protected=(before.get("release"),))
     if pruned:
         host.say(f"pruned release(s) {', '.join(pruned)} (qms.keep_releases: {s.keep_releases})")
-    served, warm = service.served(host, s), standby(host, s)
-    stopped = sorted(rid for rid in service.instances(host, s) if rid not in (served, warm))
-    service.stop(host, s, *stopped)
+    warm = standby(host, s)
+    stopped = service.stop_strays(host, s, {service.served(host, s), warm})
     if warm:
         host.say(f"release {warm}'s backend stays warm for a rollback (qms.backend.standby)")
     return f"stopped {', '.join(stopped)}" if stopped else None

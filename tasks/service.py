@@ -136,6 +136,7 @@ def start(host, s, release: str) -> Optional[str]:
     if host.dry:
         host.say(f"would start {plan.instance(s, release)} and wait for {health_url(s)} on its socket")
         return None
+    stop_strays(host, s, {served(host, s), release})   # their memory is what the new one needs
     started = time.monotonic()
     before = state(host, s, release).workers
     host.sudo(f"systemctl enable -q {unit}.socket {unit}.service && systemctl start {unit}.socket && "
@@ -150,9 +151,18 @@ def start(host, s, release: str) -> Optional[str]:
     return f"started {plan.instance(s, release)}"
 
 
-def instances(host, s) -> dict[str, str]:
-    """The loaded backend instances: release id -> active state."""
-    return facts.parse_instances(host.probe(facts.instances_command(s.backend.unit)).stdout, s.backend.unit)
+def live_instances(host, s) -> set[str]:
+    """The releases whose backend instance runs (or starts, or listens): asked of systemd, not of what a run did."""
+    return facts.parse_live_instances(host.probe(facts.instances_command(s.backend.unit), sudo=True).stdout,
+                                      s.backend.unit)
+
+
+def stop_strays(host, s, keep) -> list[str]:
+    """Stop every running instance but those of the releases in `keep`. A deploy killed after its start (or after
+    the switch) leaves one that serves nothing and holds memory the 1 GB box needs."""
+    strays = sorted(live_instances(host, s) - set(keep))
+    stop(host, s, *strays)
+    return strays
 
 
 def is_warm(host, s, release: str) -> bool:
@@ -200,9 +210,14 @@ def restart_release(host, s, release: str, mode: str) -> Optional[str]:
 
 
 def restart_if_changed(host, s, served: str, changed_steps) -> Optional[str]:
-    """The served release already holds the commit and the export: restart it only when `changed_steps` (the run's
-    steps that changed something, asked by name) says the .env or the units changed."""
+    """The served release already holds the commit and the export: restart it when `changed_steps` (the run's
+    steps that changed something, asked by name) says the .env or the units changed, or when its instance does not
+    run healthy (a deploy killed after the switch, a crash): decided from the server, not from the last run."""
     changed = changed_steps("env", "service")
+    if not host.dry:
+        now = state(host, s, served)
+        if now.active != "active" or now.health != "200":
+            changed = [*changed, f"its backend is {now.active}, health {now.health or 'no answer'}"]
     if not changed:
         host.say(f"release {served} already serves this commit and export: nothing to ship")
         return None

@@ -266,10 +266,13 @@ def manage_command(s: Settings, args: str, release: str = CURRENT, extra_env_fil
              "ProtectSystem=strict",
              "ProtectHome=read-only", "PrivateTmp=yes", "PrivateDevices=yes",
              f"ReadWritePaths={' '.join([database_dir(s), media_dir(s), *writable])}"]
-    return (f"systemd-run --quiet --pipe --wait --collect --uid={user} --gid={user} "
+    # A killed systemd-run leaves its unit running (systemd 252): when the command's guard (tasks/core/host.py)
+    # ends this shell, it stops the unit, so a migration never outlives the deploy that started it.
+    return ("u=qms-manage-$$; trap 'systemctl stop -- \"$u\"' TERM; "
+            f"systemd-run --unit=\"$u\" --quiet --pipe --wait --collect --uid={user} --gid={user} "
             + " ".join(f"-p {shlex.quote(p)}" for p in props)
             + f" {shlex.quote(venv_bin(s, 'python', release))} manage.py "
-            + " ".join(shlex.quote(a) for a in shlex.split(args)))
+            + " ".join(shlex.quote(a) for a in shlex.split(args)) + " & wait $!")
 
 
 def pending_migrations(showmigrations_plan: str) -> list[str]:

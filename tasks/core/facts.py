@@ -247,18 +247,23 @@ def parse_instance_state(output: str) -> InstanceState:
 
 
 def instances_command(unit: str) -> str:
-    """Every loaded instance of the backend's template, running or not (one line each)."""
-    return f"systemctl list-units --all --plain --no-legend --type=service {shlex.quote(unit + '@*.service')}"
+    """The loaded instances of template `unit` (services and sockets), whatever their state."""
+    return f"systemctl list-units --plain --no-legend --full --all {shlex.quote(unit + '@*')}"
 
 
-def parse_instances(output: str, unit: str) -> dict[str, str]:
-    """release id -> ACTIVE state (active, activating, failed, inactive, ...) from `systemctl list-units`."""
-    found = {}
+# states in which an instance holds memory or a socket (a failed or dead one holds neither)
+LIVE_STATES = {"active", "activating", "deactivating", "reloading", "refreshing"}
+
+
+def parse_live_instances(output: str, unit: str) -> set[str]:
+    """The releases whose instance of `unit` (service or socket) is live, from `instances_command`'s output:
+    `UNIT LOAD ACTIVE SUB DESCRIPTION...` a line."""
+    live = set()
     for line in output.splitlines():
-        words = line.split()
-        if len(words) >= 3 and words[0].startswith(unit + "@") and words[0].endswith(".service"):
-            found[words[0][len(unit) + 1:-len(".service")]] = words[2]
-    return found
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].startswith(unit + "@") and fields[2] in LIVE_STATES:
+            live.add(fields[0][len(unit) + 1:].rsplit(".", 1)[0])
+    return live
 
 
 def started_after_command(unit: str, path: str) -> str:

@@ -23,6 +23,7 @@ from typing import Optional
 
 import paramiko
 from fabric import Connection
+from fabric.runners import Remote
 from invoke.exceptions import AuthFailure, CommandTimedOut
 
 from . import facts
@@ -32,6 +33,53 @@ from .facts import PathState
 
 class RemoteFailure(UserError):
     """A command on the server exited non-zero."""
+
+
+# Every command runs in a process group of its own (setsid), and a guard beside it ends that group when the
+# command's input ends: the SSH channel closed (the tool was killed, the link dropped) or the tool closed it on
+# Ctrl-C. sshd signals nothing to a command without a terminal, so uv, git archive | tar or a migration under
+# systemd-run would otherwise go on after the deploy died, writing into a release the next deploy removes. SIGTERM
+# once (a command may clean up on it: manage_command stops its unit), SIGKILL after 5 s; the guard waits until the
+# group is gone.
+GUARD = """exec 3<&0 </dev/null
+setsid bash -c "$1" &
+c=$!
+{ read -r -n 1 _ <&3; trap '' TERM; kill -TERM -- -$c; kill -TERM $c; n=0
+  while kill -0 $c || kill -0 -- -$c; do
+    n=$((n+1)); [ $n -eq 50 ] && { kill -KILL -- -$c; kill -KILL $c; }; sleep 0.1
+  done; } >/dev/null 2>&1 &
+w=$!
+wait $c
+r=$?
+kill $w 2>/dev/null
+exit $r"""
+
+
+def guarded(command: str) -> str:
+    """`command` as it runs on the server: ended with the channel that started it."""
+    return f"bash -c {shlex.quote(GUARD)} qms-guard {shlex.quote(command)}"
+
+
+class GuardedRemote(Remote):
+    """Fabric's runner, except that Ctrl-C ends the remote command before the tool goes on: its input is closed,
+    the guard ends it, and the KeyboardInterrupt is raised once it has. Without this the chain's clean-up would run
+    beside it. A second Ctrl-C, or a channel that cannot be closed, raises at once."""
+
+    def send_interrupt(self, interrupt):
+        if self.using_pty or getattr(self, "interrupted", None):
+            raise interrupt
+        self.interrupted = interrupt
+        try:
+            self.channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            raise interrupt from None
+
+    def run(self, command, **kwargs):
+        self.interrupted = None
+        result = super().run(command, **kwargs)
+        if self.interrupted:
+            raise self.interrupted
+        return result
 
 
 class Host:
@@ -45,6 +93,7 @@ class Host:
         self.echo = echo
         self.name = conn.original_host or conn.host
         self.gone: Optional[RemoteFailure] = None   # set once the connection broke: nothing more is sent
+        conn.config.runners.remote = GuardedRemote
 
     # -- output --------------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -70,15 +119,16 @@ class Host:
         limit = timeout or self.timeout
         options = dict(hide=hide, warn=True, pty=False, in_stream=False, dry=False, timeout=limit, encoding="utf-8")
         password = self.conn.config.sudo.password
+        remote = guarded(command)
         started = time.monotonic()
         try:
             if sudo and password:
-                result = self.conn.sudo(f"bash -c {shlex.quote(command)}", password=password, **options)
+                result = self.conn.sudo(f"bash -c {shlex.quote(remote)}", password=password, **options)
             elif sudo:
                 # -n: fail at once instead of waiting for a password prompt nobody will answer
-                result = self.conn.run(f"sudo -n bash -c {shlex.quote(command)}", **options)
+                result = self.conn.run(f"sudo -n bash -c {shlex.quote(remote)}", **options)
             else:
-                result = self.conn.run(command, **options)
+                result = self.conn.run(remote, **options)
         except CommandTimedOut:
             raise self.too_long(command, limit) from None
         except AuthFailure:
@@ -151,6 +201,12 @@ class Host:
                 send_pipelined(produce, channel.sendall, advance)
                 channel.shutdown_write()
             stdout, stderr = _drain(channel)
+        except KeyboardInterrupt:   # the receiver sees its stream end early and removes what it wrote: let it
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                channel.shutdown_write()
+                channel.status_event.wait(10)
+            channel.close()
+            raise
         except (OSError, EOFError, paramiko.SSHException) as lost:   # the server rebooted, sshd died, the net
             self.gone = RemoteFailure(f"[{self.name}] the connection broke while sending {label} ({lost or 'closed'}):"
                                       " run it again (the server keeps what it served; a half-sent upload is cleaned "

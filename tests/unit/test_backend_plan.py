@@ -105,13 +105,14 @@ def test_a_key_with_two_sources_or_no_valid_name_is_refused_without_its_value(se
 
 def test_manage_runs_as_the_apps_user_in_a_releases_environment_with_quoted_words():
     command = plan.manage_command(settings(), "createsuperuser --username 'a b'; rm -rf /", "20261202-010000-abc1234")
-    assert command.startswith("systemd-run --quiet --pipe --wait --collect --uid=qms --gid=qms")
+    assert 'systemd-run --unit="$u" --quiet --pipe --wait --collect --uid=qms --gid=qms' in command
+    assert command.startswith("u=qms-manage-$$; trap 'systemctl stop -- \"$u\"' TERM; ")   # ended with its guard
     assert "-p EnvironmentFile=/home/ubuntu/QMS/shared/.env" in command and "-p NoNewPrivileges=yes" in command
     assert "-p WorkingDirectory=/home/ubuntu/QMS/releases/20261202-010000-abc1234/backend" in command
     assert "-p 'ReadWritePaths=/home/ubuntu/QMS/shared/db /home/ubuntu/QMS/shared/media'" in command
     assert "/home/ubuntu/QMS/current/backend/.venv/bin/python" in plan.manage_command(settings(), "check")
     # the shell sees words, never a second command: the ';' stays inside a quoted word
-    assert command.endswith("manage.py createsuperuser --username 'a b;' rm -rf /")
+    assert command.endswith("manage.py createsuperuser --username 'a b;' rm -rf / & wait $!")
 
 
 def test_pending_migrations_from_showmigrations_plan():
@@ -134,7 +135,7 @@ def test_a_python_project_at_the_repository_root_runs_the_app_from_its_venv():
     assert plan.code_paths(s) == [".", "backend"]
     # the unit runs manage.py's folder (where the app imports from) with the venv at the root
     assert plan.release_links(s) == {"app": "backend", "venv": ".venv"}
-    assert plan.manage_command(s, "check", "r1").split()[-3] == "/home/ubuntu/QMS/releases/r1/.venv/bin/python"
+    assert plan.manage_command(s, "check", "r1").split()[-6] == "/home/ubuntu/QMS/releases/r1/.venv/bin/python"
 
 
 def test_the_python_project_fact_and_how_uv_installs_it():

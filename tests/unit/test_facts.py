@@ -1,4 +1,6 @@
 """Facts are data: recorded command output in, state out; operations follow from the difference."""
+from pathlib import Path
+
 import pytest
 
 from tasks.core import facts
@@ -114,15 +116,19 @@ def test_a_backend_instances_state_in_one_round_trip():
     assert facts.parse_instance_state("").active == "unknown"
 
 
-def test_backend_instances_from_list_units():
-    recorded = ("qms-backend@20261202-011228-9094467.service loaded active   running QMS backend (release 2026...)\n"
-                "qms-backend@20261202-012301-1a2b3c4.service loaded failed   failed  QMS backend (release 2026...)\n"
-                "qms-backend@20261201-230000-0000000.service loaded inactive dead    QMS backend (release 2026...)\n"
-                "qms-backendx@other.service                 loaded active   running not ours\n")
-    assert facts.parse_instances(recorded, "qms-backend") == {"20261202-011228-9094467": "active",
-                                                              "20261202-012301-1a2b3c4": "failed",
-                                                              "20261201-230000-0000000": "inactive"}
-    assert facts.parse_instances("", "qms-backend") == {}
+def test_live_instances_from_systemctl_list_units():
+    # captured on the stand-in during a deploy's start: the served release, and the new one activating
+    captured = (Path(__file__).parent / "captured" / "systemctl-instances.txt").read_text()
+    assert facts.parse_live_instances(captured, "qms-backend") == {"20261202-043635-f237a41", "20261202-043814-b0f6a50"}
+    # a failed or stopped instance holds nothing; another app's template is not ours
+    assert facts.parse_live_instances(
+        "qms-backend@r1.service loaded failed failed QMS backend release r1\n"
+        "qms-backend@r2.socket loaded inactive dead QMS backend socket of release r2\n"
+        "qms-backend-other@r3.service loaded active running other\n"
+        "qms-backend@r4.socket loaded active listening QMS backend socket of release r4\n", "qms-backend") == {"r4"}
+    assert facts.parse_live_instances("", "qms-backend") == set()
+    assert facts.instances_command("qms-backend") == \
+        "systemctl list-units --plain --no-legend --full --all 'qms-backend@*'"
 
 
 def test_a_standby_started_before_the_env_changed_is_not_warm():
