@@ -174,3 +174,19 @@ def wait_for_output(process: subprocess.Popen, log: Path, text: str, timeout: fl
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.1)
 
+
+def example_app_module(base: str, name: str, make=deploy_example_app):
+    """A module's fixture `name`: one stand-in serving the example app (`make`: deploy_example_app, or
+    set_up_example_app for a real build) shared by the module's tests, removed after the last."""
+    @pytest.fixture(scope="module", name=name)
+    def fixture(tmp_path_factory):
+        s = make(base, tmp_path_factory.mktemp(base))
+        yield s
+        remove_standin(s)
+    return fixture
+
+
+def served(s: Standin) -> str:
+    """The release `current` points at: its backend runs as qms-backend@<id>."""
+    return s.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
+

@@ -15,22 +15,13 @@ import pytest
 
 from tests.conftest import assert_one_line_error, fab
 from tests.standin.app_changes import add_owner_field_and_endpoint, set_backend_version
-from tests.standin.conftest import deploy_example_app, deploy_in_background, get, remove_standin, wait_for_output
+from tests.standin.conftest import deploy_in_background, example_app_module, get, served, wait_for_output
 from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    """A stand-in serving the example app set up by `fab setup`: one release, its backend under systemd, HTTPS."""
-    s = deploy_example_app("qmsback", tmp_path_factory.mktemp("backend"))
-    yield s
-    remove_standin(s)
-
-
-def served(box) -> str:
-    return box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
+box = example_app_module("qmsback", "box")
 
 
 def test_uv_from_local_bin_and_the_service_comes_up(box):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_one_line_error, fab
-from tests.standin.conftest import deploy_example_app, get, remove_standin
+from tests.standin.conftest import deploy_example_app, get, remove_standin, served
 from tests.standin.harness import project_exe
 
 pytestmark = pytest.mark.standin
@@ -67,11 +67,6 @@ def box(tmp_path_factory, s3_endpoint):
 
 def rows(box) -> int:
     return int(box.ssh(f"{AS_APP} sqlite3 {DB} 'select count(*) from quality_defect'").stdout)
-
-
-def served(box) -> str:
-    """The served release's id: its backend runs as qms-backend@<id>."""
-    return box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
 
 
 def assert_database_private(box) -> None:

@@ -6,17 +6,13 @@ import pytest
 
 from tests.conftest import assert_one_line_error, fab
 from tests.export_fixture import restamp
-from tests.standin.conftest import remove_standin, set_up_example_app
+from tests.standin.conftest import example_app_module, set_up_example_app
 from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    s = set_up_example_app("qmsbrowser", tmp_path_factory.mktemp("browser"))
-    yield s
-    remove_standin(s)
+site = example_app_module("qmsbrowser", "site", make=set_up_example_app)
 
 
 def variant(site, name: str, settings: str):

@@ -9,23 +9,14 @@ import time
 import pytest
 
 from tests.conftest import assert_one_line_error, fab
-from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
+from tests.standin.conftest import example_app_module, get, served, stamp_export
 
 pytestmark = pytest.mark.standin
 
 APP = "/home/ubuntu/QMS"
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    """A stand-in serving the example app set up by `fab setup` (a made-up export, the app's own backend)."""
-    s = deploy_example_app("qmsdamage", tmp_path_factory.mktemp("damage"))
-    yield s
-    remove_standin(s)
-
-
-def served(box) -> str:
-    return box.ssh(f"basename $(readlink {APP}/current)").stdout.strip()
+box = example_app_module("qmsdamage", "box")
 
 
 def upload(box):

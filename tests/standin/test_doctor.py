@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from tests.conftest import fab
-from tests.standin.conftest import remove_standin, set_up_example_app, stamp_export
+from tests.standin.conftest import example_app_module, served, set_up_example_app, stamp_export
 from tests.standin.harness import more_settings
 
 pytestmark = pytest.mark.standin
@@ -17,22 +17,13 @@ SITE = "/etc/nginx/sites-available/qms"
 ENV = "/home/ubuntu/QMS/shared/.env"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    s = set_up_example_app("qmsdoctor", tmp_path_factory.mktemp("doctor"))
-    yield s
-    remove_standin(s)
+site = example_app_module("qmsdoctor", "site", make=set_up_example_app)
 
 
 def doctor(site, conf=None) -> tuple[int, dict]:
     result = fab("-f", conf or site.conf, "doctor", "--json", timeout=300)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, {c["check"]: c for c in json.loads(result.stdout)["checks"]}
-
-
-def served(site) -> str:
-    """The served release's id: its backend runs as qms-backend@<id>."""
-    return site.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
 
 
 def restart_backend(site) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO, assert_one_line_error, fab
 from tests.export_fixture import make_export, restamp
-from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
+from tests.standin.conftest import example_app_module, get, served, stamp_export
 from tests.standin.harness import more_settings, project_exe
 
 pytestmark = pytest.mark.standin
@@ -23,12 +23,7 @@ APP = "/home/ubuntu/QMS"
 SERVED = f"{APP}/frontend/out"   # the guide's path: -> ../current/frontend/out
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    """A stand-in serving the example app set up by `fab setup` (a made-up export, the app's own backend)."""
-    s = deploy_example_app("qmsfront", tmp_path_factory.mktemp("frontend"))
-    yield s
-    remove_standin(s)
+box = example_app_module("qmsfront", "box")
 
 
 def out(box):
@@ -39,11 +34,6 @@ def export(box, marker: str, **kw) -> dict:
     """A fresh made-up export in the app's frontend/out (nothing left from the one before)."""
     shutil.rmtree(out(box), ignore_errors=True)
     return stamp_export(box, marker, **kw)
-
-
-def served(box) -> str:
-    """The release `current` points at."""
-    return box.ssh(f"basename $(readlink {APP}/current)").stdout.strip()
 
 
 def release_dirs(box) -> dict[str, bool]:

@@ -3,21 +3,18 @@ does it (SIGKILL), under steady traffic, on one stand-in: at each step boundary 
 it) and in the middle of the upload, the dependencies, a slow migration and the start. After each: every answer was
 a 200 of one complete version (frontend page and API of the same release), nothing of the dead deploy keeps running
 on the server, and the next deploy needs no unlock; at some points a deploy runs to the end and serves the new
-commit, with no backend instance running but the served one."""
-import os
+commit, with no backend instance running but the served one's and the standby's."""
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO
 from tests.standin.app_changes import set_backend_version
-from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
-from tests.standin.harness import project_exe
+from tests.standin.conftest import (deploy_in_background, example_app_module, get, served, stamp_export,
+                                    wait_for_output)
 
 pytestmark = [pytest.mark.standin, pytest.mark.timeout(900)]   # about 9 min with its set-up on a busy machine
 
@@ -34,11 +31,7 @@ POINTS = [("== env", 0, KILL, False), ("== git-pull", 0, INT, False), ("== relea
 LEFTOVERS = re.compile(r"\buv\b|git archive|tar -x|manage\.py|release_agent|compileall")
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    s = deploy_example_app("qmskill", tmp_path_factory.mktemp("interrupt"))
-    yield s
-    remove_standin(s)
+box = example_app_module("qmskill", "box")
 
 
 class Versions:
@@ -94,20 +87,10 @@ def slow_migration(box, n: int) -> None:
         "    operations = [migrations.RunPython(lambda apps, schema: time.sleep(4), migrations.RunPython.noop)]\n")
 
 
-def start_deploy(box, log):
-    out = open(log, "w")
-    return subprocess.Popen([project_exe("fab"), "-f", str(box.conf), "deploy"], stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 def interrupt_at(box, log, line: str, delay: float, sig) -> str:
     """A deploy signalled `delay` s after `line` appears in its output; returns its output."""
-    deploy = start_deploy(box, log)
-    deadline = time.monotonic() + 240
-    while line not in log.read_text():
-        assert deploy.poll() is None and time.monotonic() < deadline, f"never reached {line!r}:\n" + \
-            log.read_text()[-3000:]
-        time.sleep(0.05)
+    deploy = deploy_in_background(box, log)
+    wait_for_output(deploy, log, line, timeout=240)
     time.sleep(delay)
     assert deploy.poll() is None, f"it ended before the signal at {line!r} + {delay} s:\n" + log.read_text()[-3000:]
     deploy.send_signal(sig)
@@ -130,16 +113,20 @@ def running_instances(box) -> set:
 
 
 def check_full_deploy(box, version: str, traffic=None, before: str = "") -> list[str]:
-    """A deploy run to the end: it serves `version`, and no backend instance but the served one runs."""
+    """A deploy run to the end: it serves `version`, and no backend instance runs but the served one's and the
+    standby's (the release sealed before it)."""
     result = box.fab("deploy", timeout=600)
     if result.returncode != 0:
         return [f"the full deploy of {version} failed: {result.stderr.strip()}"]
     problems = []
     if served_pair(box) != ((200, version), (200, version)):
         problems.append(f"after the full deploy of {version}: serves {served_pair(box)}")
-    served = box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
-    if running_instances(box) != {f"qms-backend@{served}.service"}:
-        problems.append(f"after the full deploy of {version}: {running_instances(box)} run, {served} is served")
+    now = served(box)
+    sealed = box.ssh("cd ~/QMS/releases && ls -tr */release.json | cut -d/ -f1").stdout.split()
+    standby = sealed[sealed.index(now) - 1] if now in sealed and sealed.index(now) > 0 else None
+    if running_instances(box) != {f"qms-backend@{r}.service" for r in (now, standby) if r}:
+        problems.append(f"after the full deploy of {version}: {running_instances(box)} run, {now} is served, "
+                        f"{standby} is the standby")
     answers = traffic.window() if traffic else []
     if {code for _, code, _ in answers} - {200} or not {v for _, _, v in answers} <= {before, version}:
         problems.append(f"during the full deploy of {version}: answers {Counter(answers)}")

@@ -14,7 +14,7 @@ from tasks import lock
 from tasks.core.errors import UserError
 from tests.conftest import REPO, assert_one_line_error
 from tests.standin.app_changes import set_backend_version
-from tests.standin.conftest import deploy_example_app, get, remove_standin, stamp_export
+from tests.standin.conftest import example_app_module, get, stamp_export
 from tests.standin.harness import project_exe
 
 pytestmark = pytest.mark.standin
@@ -23,11 +23,7 @@ APP = "/home/ubuntu/QMS"
 SETTINGS = SimpleNamespace(app_root=APP)   # all the lock needs of the settings
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    s = deploy_example_app("qmslock", tmp_path_factory.mktemp("lock"))
-    yield s
-    remove_standin(s)
+box = example_app_module("qmslock", "box")
 
 
 def owner_on_server(box) -> dict:

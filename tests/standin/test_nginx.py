@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import assert_one_line_error, fab, run_tool
 from tests.export_fixture import make_export, restamp
 from tests.standin import conftest as standin_helpers
-from tests.standin.conftest import deploy_example_app, remove_standin, stamp_export
+from tests.standin.conftest import example_app_module, stamp_export
 from tests.standin.harness import more_settings, standin_settings
 
 pytestmark = pytest.mark.standin
@@ -16,12 +16,7 @@ pytestmark = pytest.mark.standin
 SITE = "/etc/nginx/sites-available/qms"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A stand-in serving the example app (over HTTPS), for what needs a release."""
-    s = deploy_example_app("qmsnginx", tmp_path_factory.mktemp("nginx"))
-    yield s
-    remove_standin(s)
+site = example_app_module("qmsnginx", "site")
 
 
 def get(standin, path="/", host="qms.test"):

@@ -6,17 +6,12 @@ import time
 import pytest
 
 from tests.standin.app_changes import set_backend_version
-from tests.standin.conftest import (deploy_example_app, deploy_in_background, get, remove_standin, stamp_export,
-                                    wait_for_output)
+from tests.standin.conftest import deploy_in_background, example_app_module, get, stamp_export, wait_for_output
 
 pytestmark = pytest.mark.standin
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    s = deploy_example_app("qmsboot", tmp_path_factory.mktemp("reboot"))
-    yield s
-    remove_standin(s)
+box = example_app_module("qmsboot", "box")
 
 
 def booted_at(box) -> str:
