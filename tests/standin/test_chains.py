@@ -232,12 +232,8 @@ def test_a_commit_that_breaks_the_app_is_rolled_back_by_itself_while_the_site_an
 
 def test_rollback_goes_back_a_deploy_and_restore_db_takes_the_database_back_too(site):
     migrations = health(site)["migrations"]
-    # the served release's backend and the standby's (the release a plain rollback returns to) run, no other
-    running = site.ssh("systemctl list-units --plain --no-legend --state=active 'qms-backend@*.service'").stdout
-    assert len(running.splitlines()) == 2, running
     back = site.fab("rollback", timeout=600)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr
-    assert "backend is running and healthy: switching to it" in back.stdout
     assert title(site) == "QMS v2" and get(site, "/api/owners/")[0] == 200
     assert health(site)["migrations"] == migrations                           # the database is left alone
 

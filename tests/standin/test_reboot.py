@@ -58,6 +58,13 @@ def test_after_a_reboot_the_site_comes_back_by_itself_and_the_next_deploy_is_cle
     print(f"the stand-in rebooted in {took:.1f} s")
     serves(box, "v2", "2")
     assert len(running_instances(box)) == 2, running_instances(box)   # the served release and the standby
+    # the standby came back too: a rollback switches to it without starting it, and forward again
+    now = box.ssh("basename $(readlink ~/QMS/current)").stdout.strip()
+    back = box.fab("rollback")
+    assert back.returncode == 0 and "backend is running and healthy: switching to it" in back.stdout, back.stdout
+    serves(box, "backend", "1")
+    assert box.fab("rollback", "--to", now).returncode == 0
+    serves(box, "v2", "2")
     release(box, "v3", "3")
     after = box.fab("deploy")
     assert after.returncode == 0, after.stdout[-3000:] + after.stderr
