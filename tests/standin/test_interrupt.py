@@ -125,8 +125,8 @@ def check_full_deploy(box, version: str, traffic=None, before: str = "") -> list
     sealed = box.ssh("cd ~/QMS/releases && ls -tr */release.json | cut -d/ -f1").stdout.split()
     standby = sealed[sealed.index(now) - 1] if now in sealed and sealed.index(now) > 0 else None
     running = running_instances(box)   # the standby runs only if the deploy found it running: it starts nothing
-    if f"qms-backend@{now}.service" not in running or not running <= {f"qms-backend@{r}.service" for r in (now, standby)
-                                                                      if r}:
+    allowed = {f"qms-backend@{r}.service" for r in (now, standby) if r}
+    if f"qms-backend@{now}.service" not in running or not running <= allowed:
         problems.append(f"after the full deploy of {version}: {running} run, {now} is served, "
                         f"{standby} is the standby")
     answers = traffic.window() if traffic else []
