@@ -177,7 +177,8 @@ def is_warm(host, s, release: str) -> bool:
 
 def stop(host, s, *releases: Optional[str]) -> None:
     """Stop and disable releases' instances (after the switch away from them: requests in flight finish)."""
-    units = [shlex.quote(f"{plan.instance(s, rid)}.{kind}") for rid in releases if rid for kind in ("service", "socket")]
+    units = [shlex.quote(f"{plan.instance(s, rid)}.{kind}")
+             for rid in releases if rid for kind in ("service", "socket")]
     if units:
         host.sudo(f"systemctl disable -q --now {' '.join(units)}", warn=True)
 
